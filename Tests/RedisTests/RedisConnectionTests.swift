@@ -1,0 +1,174 @@
+import Foundation
+import Redis
+import RedisTestSupport
+import Testing
+
+@Suite struct RedisConnectionTests {
+    @Test func decodesEveryReplyType() async throws {
+        try await withRedisServer { server in
+            try await withRedisClient(server.configuration()) { redis in
+                #expect(try await redis.send(RedisCommand("SET", "k", "v")) == .simpleString("OK"))
+                #expect(try await redis.send(RedisCommand("GET", "k")) == .bulkString(Array("v".utf8)))
+                #expect(try await redis.send(RedisCommand("GET", "missing")) == .null)
+                #expect(try await redis.send(RedisCommand("INCRBY", "n", "-5")) == .integer(-5))
+                #expect(try await redis.send(RedisCommand("SET", "empty", "")) == .simpleString("OK"))
+                #expect(try await redis.send(RedisCommand("GET", "empty")) == .bulkString([]))
+                #expect(
+                    try await redis.send(RedisCommand("MGET", "k", "missing"))
+                        == .array([.bulkString(Array("v".utf8)), .null]))
+                #expect(try await redis.send(RedisCommand("LRANGE", "nolist", "0", "-1")) == .array([]))
+                // A nested array: EXEC answers with the replies of the transaction.
+                let replies = try await redis.send(batch: [
+                    RedisCommand("MULTI"), RedisCommand("INCR", "n"), RedisCommand("MGET", "k", "n"), RedisCommand("EXEC"),
+                ])
+                #expect(
+                    replies.last
+                        == .array([.integer(-4), .array([.bulkString(Array("v".utf8)), .bulkString(Array("-4".utf8))])]))
+                await #expect {
+                    try await redis.send(RedisCommand("INCR", "k"))
+                } throws: { error in
+                    let error = try #require(error as? RedisError)
+                    return error.code == .commandFailed && error.message.hasPrefix("ERR")
+                }
+                // The connection is still good after an error reply.
+                #expect(try await redis.send(RedisCommand("PING")) == .simpleString("PONG"))
+            }
+        }
+    }
+
+    @Test func keepsErrorRepliesInTheirPlaceInABatch() async throws {
+        try await withRedisServer { server in
+            let redis = try await RedisConnection.connect(to: server.configuration())
+            defer { redis.close() }
+            let replies = try await redis.send(batch: [
+                RedisCommand("SET", "s", "x"), RedisCommand("INCR", "s"), RedisCommand("GET", "s"), RedisCommand("NOSUCHCOMMAND"),
+            ])
+            #expect(replies.count == 4)
+            #expect(replies[0] == .simpleString("OK"))
+            guard case .error(let message) = replies[1] else {
+                Issue.record("expected an error reply, got \(replies[1])")
+                return
+            }
+            #expect(message.contains("not an integer"))
+            #expect(replies[2] == .bulkString(Array("x".utf8)))
+            guard case .error = replies[3] else {
+                Issue.record("expected an error reply, got \(replies[3])")
+                return
+            }
+        }
+    }
+
+    @Test func storesHostileArgumentsByteForByte() async throws {
+        let hostile: [[UInt8]] = [
+            Array("a\r\nDEL victim\r\n".utf8),
+            Array("*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$1\r\ny\r\n".utf8),
+            [0, 0, 0x0D, 0x0A, 0],
+            Array("* ? [a-z] \\ \" ' %s %n".utf8),
+            Array("ключ 🔑".utf8),
+            (0...255).map(UInt8.init),
+            [UInt8](repeating: 0x0A, count: 1 << 20),
+            (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) },
+        ]
+        try await withRedisServer { server in
+            try await withRedisClient(server.configuration(commandTimeout: .seconds(5))) { redis in
+                _ = try await redis.send(RedisCommand("SET", "victim", "alive"))
+                for (index, value) in hostile.enumerated() {
+                    let key = Array("bin:".utf8) + value.prefix(64)
+                    _ = try await redis.send(RedisCommand(arguments: [Array("SET".utf8), key, value]))
+                    #expect(
+                        try await redis.send(RedisCommand(arguments: [Array("GET".utf8), key])) == .bulkString(value),
+                        "value \(index)")
+                    #expect(try await redis.send(RedisCommand(arguments: [Array("EXISTS".utf8), key])) == .integer(1))
+                }
+                #expect(try await redis.send(RedisCommand("GET", "victim")) == .bulkString(Array("alive".utf8)))
+                #expect(try await redis.send(RedisCommand("GET", "x")) == .null)
+            }
+        }
+    }
+
+    @Test func answersAThousandConcurrentCallersInOrder() async throws {
+        try await withRedisServer { server in
+            try await withRedisClient(server.configuration(commandTimeout: .seconds(10))) { redis in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for caller in 0..<1000 {
+                        group.addTask {
+                            for round in 0..<5 {
+                                let text = "caller-\(caller)-round-\(round)"
+                                let reply = try await redis.send(RedisCommand("ECHO", text))
+                                #expect(reply == .bulkString(Array(text.utf8)))
+                                if round == 2 {
+                                    let batch = try await redis.send(batch: (0..<3).map { RedisCommand("ECHO", "\(text)-\($0)") })
+                                    #expect(batch == (0..<3).map { .bulkString(Array("\(text)-\($0)".utf8)) })
+                                }
+                            }
+                            _ = try await redis.send(RedisCommand("INCR", "calls"))
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                #expect(try await redis.send(RedisCommand("GET", "calls")) == .bulkString(Array("1000".utf8)))
+            }
+        }
+    }
+
+    @Test func authenticatesAndSelectsTheDatabase() async throws {
+        try await withRedisServer(password: "correct horse") { server in
+            var configuration = server.configuration()
+            configuration.database = 3
+            let inThree = try await RedisConnection.connect(to: configuration)
+            defer { inThree.close() }
+            _ = try await inThree.send(RedisCommand("SET", "where", "three"))
+            #expect(try await inThree.send(RedisCommand("DBSIZE")) == .integer(1))
+
+            let inZero = try await RedisConnection.connect(to: server.configuration())
+            defer { inZero.close() }
+            #expect(try await inZero.send(RedisCommand("GET", "where")) == .null)
+
+            // The URL form reaches the same place.
+            let viaURL = try RedisConfiguration(url: "redis://:correct%20horse@127.0.0.1:\(server.port)/3")
+            let third = try await RedisConnection.connect(to: viaURL)
+            defer { third.close() }
+            #expect(try await third.send(RedisCommand("GET", "where")) == .bulkString(Array("three".utf8)))
+
+            var wrong = server.configuration()
+            wrong.password = "wrong"
+            await #expect {
+                _ = try await RedisConnection.connect(to: wrong)
+            } throws: { error in
+                let error = try #require(error as? RedisError)
+                return error.code == .connectionFailed && !error.description.contains("wrong\"")
+                    && error.message.contains("AUTH")
+            }
+            var noPassword = server.configuration()
+            noPassword.password = nil
+            let unauthenticated = try? await RedisConnection.connect(to: noPassword)
+            #expect(unauthenticated == nil)
+        }
+    }
+
+    @Test func ownsAServerWhosePasswordLooksLikeConfiguration() async throws {
+        try await withRedisServer(password: "p\"w \\x41\nrequirepass other é") { server in
+            let connection = try await RedisConnection.connect(to: server.configuration())
+            defer { connection.close() }
+            #expect(try await connection.send(RedisCommand("PING")) == .simpleString("PONG"))
+            var other = server.configuration()
+            other.password = "other"
+            #expect((try? await RedisConnection.connect(to: other)) == nil)
+        }
+    }
+
+    @Test func failsFastWhenNothingListens() async throws {
+        let port = try RedisServerProcess.freeLoopbackPort()
+        await #expect {
+            _ = try await RedisConnection.connect(to: RedisConfiguration(port: port))
+        } throws: { error in
+            (error as? RedisError)?.code == .connectionFailed
+        }
+        let client = RedisClient(configuration: RedisConfiguration(port: port))
+        await #expect {
+            _ = try await client.send(RedisCommand("PING"))
+        } throws: { error in
+            (error as? RedisError)?.code == .unavailable
+        }
+    }
+}

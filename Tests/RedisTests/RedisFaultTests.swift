@@ -1,0 +1,107 @@
+import Foundation
+import Redis
+import RedisTestSupport
+import Testing
+
+/// A dead or frozen Redis must never hold a caller past its timeout, and the client must
+/// come back by itself when Redis does.
+@Suite struct RedisFaultTests {
+    @Test func aPausedServerTimesOutAndTheClientRecovers() async throws {
+        try await withRedisServer { server in
+            var configuration = server.configuration(commandTimeout: .milliseconds(300))
+            configuration.connectTimeout = .milliseconds(300)
+            try await withRedisClient(configuration) { redis in
+                _ = try await redis.send(RedisCommand("SET", "before", "1"))
+                server.pause()
+                let clock = ContinuousClock()
+                let started = clock.now
+                await #expect {
+                    _ = try await redis.send(RedisCommand("GET", "before"))
+                } throws: { error in
+                    (error as? RedisError)?.code == .timeout
+                }
+                // Not a performance claim: only that the caller was not held indefinitely.
+                #expect(clock.now - started < .seconds(5))
+
+                // While the server stays frozen, callers are told at once that Redis is away.
+                try await Task.sleep(for: .milliseconds(100))
+                await #expect {
+                    _ = try await redis.send(RedisCommand("GET", "before"))
+                } throws: { error in
+                    (error as? RedisError)?.isUnavailable == true
+                }
+
+                server.resume()
+                try await redis.waitUntilConnected()
+                #expect(try await redis.send(RedisCommand("GET", "before")) == .bulkString(Array("1".utf8)))
+            }
+        }
+    }
+
+    @Test func concurrentCallersAllFailWhenTheServerFreezes() async throws {
+        try await withRedisServer { server in
+            try await withRedisClient(server.configuration(commandTimeout: .milliseconds(300))) { redis in
+                server.pause()
+                defer { server.resume() }
+                let outcomes = await withTaskGroup(of: RedisError.Code?.self) { group in
+                    for index in 0..<200 {
+                        group.addTask {
+                            do {
+                                _ = try await redis.send(RedisCommand("ECHO", "\(index)"))
+                                return nil
+                            } catch {
+                                return (error as? RedisError)?.code
+                            }
+                        }
+                    }
+                    return await group.reduce(into: [RedisError.Code?]()) { $0.append($1) }
+                }
+                #expect(outcomes.count == 200)
+                #expect(outcomes.allSatisfy { $0 == .timeout || $0 == .unavailable || $0 == .connectionClosed })
+            }
+        }
+    }
+
+    @Test func reconnectsAfterTheServerIsKilledAndRestarted() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("revoke-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try await RedisServerProcess.start(.init(directory: directory, appendOnly: true))
+        var configuration = first.configuration()
+        configuration.reconnectBackoff = .milliseconds(20)
+        configuration.maximumReconnectBackoff = .milliseconds(200)
+        try await withRedisClient(configuration) { redis in
+            _ = try await redis.send(RedisCommand("SET", "survives", "yes"))
+            _ = try await redis.send(RedisCommand("BGREWRITEAOF"))
+            try await Task.sleep(for: .milliseconds(300))
+            await first.kill()
+
+            await #expect {
+                _ = try await redis.send(RedisCommand("GET", "survives"))
+            } throws: { error in
+                (error as? RedisError)?.isUnavailable == true
+            }
+            #expect(!redis.isConnected)
+
+            let second = try await RedisServerProcess.start(first.options)
+            defer { Task { await second.stop() } }
+            try await redis.waitUntilConnected()
+            #expect(second.port == first.port)
+            #expect(try await redis.send(RedisCommand("GET", "survives")) == .bulkString(Array("yes".utf8)))
+            await second.stop()
+        }
+    }
+
+    @Test func aClosedConnectionRefusesNewCommands() async throws {
+        try await withRedisServer { server in
+            let connection = try await RedisConnection.connect(to: server.configuration())
+            connection.close()
+            await connection.waitUntilClosed()
+            #expect(!connection.isOpen)
+            await #expect {
+                _ = try await connection.send(RedisCommand("PING"))
+            } throws: { error in
+                (error as? RedisError)?.code == .connectionClosed
+            }
+        }
+    }
+}
