@@ -1,0 +1,120 @@
+import Foundation
+import Redis
+
+/// `make bench` (Redis part): EXISTS throughput of our Redis layer with 1, 16 and 64
+/// concurrent callers, against `redis-benchmark` on the same private server in the same run.
+@main
+struct RedisBenchmark {
+    static func main() async throws {
+        let arguments = CommandLine.arguments
+        let seconds = arguments.firstIndex(of: "--seconds").map { Double(arguments[$0 + 1]) ?? 3 } ?? 3
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("revoke-bench-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let server = try await RedisServerProcess.start(.init(directory: directory, appendOnly: false))
+        defer { Task { await server.stop() } }
+        print("redis-server \(server.pid) on 127.0.0.1:\(server.port); \(seconds) s per measurement; EXISTS key:<random of 100000>")
+
+        // Some keys exist, most do not, like revocation checks.
+        let seeding = try await RedisConnection.connect(to: server.configuration())
+        _ = try await seeding.send(batch: (0..<1000).map { RedisCommand("SET", "key:\(String(format: "%012d", $0 * 100))", "1") })
+        seeding.close()
+
+        let requests = Int(seconds * 60_000)
+        let reference1 = try redisBenchmark(server, clients: 1, pipeline: 1, requests: requests / 4)
+        let reference64 = try redisBenchmark(server, clients: 64, pipeline: 1, requests: requests)
+        let reference64P16 = try redisBenchmark(server, clients: 64, pipeline: 16, requests: requests * 6)
+
+        let ours1 = try await ourThroughput(server, callers: 1, seconds: seconds)
+        let ours16 = try await ourThroughput(server, callers: 16, seconds: seconds)
+        let ours64 = try await ourThroughput(server, callers: 64, seconds: seconds)
+
+        func row(_ name: String, _ value: Double, _ against: String, _ reference: Double) {
+            let ratio = value / reference
+            print(
+                name.padding(toLength: 34, withPad: " ", startingAt: 0)
+                    + String(format: "%12.0f", value) + "   "
+                    + against.padding(toLength: 30, withPad: " ", startingAt: 0)
+                    + String(format: "%12.0f %8.2fx", reference, ratio))
+        }
+        print("")
+        print(
+            "measurement".padding(toLength: 34, withPad: " ", startingAt: 0) + "       ops/s   "
+                + "reference".padding(toLength: 30, withPad: " ", startingAt: 0) + "       ops/s    ratio")
+        row("RedisClient, 1 caller", ours1, "redis-benchmark -c 1", reference1)
+        row("RedisClient, 16 callers", ours16, "redis-benchmark -c 64", reference64)
+        row("RedisClient, 64 callers", ours64, "redis-benchmark -c 64", reference64)
+        row("RedisClient, 64 callers", ours64, "redis-benchmark -c 64 -P 16", reference64P16)
+        print("")
+        print(
+            String(
+                format: "round trip, 1 caller: ours %.1f us, redis-benchmark -c 1 %.1f us (%.2fx)",
+                1e6 / ours1, 1e6 / reference1, reference1 / ours1))
+        print(String(format: "64 callers reach %.0f%% of redis-benchmark -c 64 -P 16", 100 * ours64 / reference64P16))
+        await server.stop()
+    }
+
+    /// Runs `redis-benchmark` and returns its requests per second.
+    static func redisBenchmark(_ server: RedisServerProcess, clients: Int, pipeline: Int, requests: Int) throws -> Double {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "redis-benchmark", "-h", "127.0.0.1", "-p", "\(server.port)", "-a", server.options.password ?? "",
+            "-c", "\(clients)", "-P", "\(pipeline)", "-n", "\(requests)", "-r", "100000", "--csv",
+            "EXISTS", "key:__rand_int__",
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        // CSV: a header line, then "EXISTS key:__rand_int__","<rps>",...
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix("\"EXISTS") {
+            let fields = line.split(separator: ",").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+            if fields.count > 1, let rps = Double(fields[1]) { return rps }
+        }
+        throw BenchmarkError(description: "could not read redis-benchmark's output (is redis-tools installed?)")
+    }
+
+    /// Runs `callers` tasks sending EXISTS through one `RedisClient` for `seconds`.
+    static func ourThroughput(_ server: RedisServerProcess, callers: Int, seconds: Double) async throws -> Double {
+        let client = RedisClient(configuration: server.configuration(commandTimeout: .seconds(10)))
+        return try await withThrowingTaskGroup(of: Int.self) { group in
+            group.addTask {
+                try await client.run()
+                return 0
+            }
+            try await client.waitUntilConnected()
+            let commands = (0..<4096).map { _ in RedisCommand("EXISTS", "key:\(String(format: "%012d", Int.random(in: 0..<100_000)))") }
+            // Warm up: connections, allocator, caches.
+            for command in commands.prefix(500) { _ = try await client.send(command) }
+            let clock = ContinuousClock()
+            let started = clock.now
+            let deadline = started + .milliseconds(Int(seconds * 1000))
+            let counts = try await withThrowingTaskGroup(of: Int.self) { callersGroup in
+                for caller in 0..<callers {
+                    callersGroup.addTask {
+                        var count = 0
+                        var index = caller * 61
+                        while true {
+                            for _ in 0..<64 {
+                                _ = try await client.send(commands[index & 4095])
+                                index &+= 1
+                            }
+                            count += 64
+                            if clock.now >= deadline { return count }
+                        }
+                    }
+                }
+                return try await callersGroup.reduce(0, +)
+            }
+            let elapsed = clock.now - started
+            group.cancelAll()
+            return Double(counts) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        }
+    }
+
+    struct BenchmarkError: Error, CustomStringConvertible {
+        var description: String
+    }
+}

@@ -1,0 +1,41 @@
+# Revoke: `make run` starts revoked on its embedded redis-server, `make test` runs every test,
+# `make bench` prints the benchmark tables. Each installs what is missing first (Debian/Ubuntu).
+
+SWIFT ?= swift
+# Build configuration of `make run` (release: the service as it would be deployed).
+CONFIGURATION ?= release
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := libhiredis-dev redis-server redis-tools pkg-config
+
+.PHONY: deps run test bench build clean
+
+# Installs the system packages revoked and its tests need, only when one is missing.
+deps:
+	@missing=""; \
+	pkg-config --exists hiredis 2>/dev/null || missing="$$missing libhiredis-dev pkg-config"; \
+	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
+	command -v redis-benchmark >/dev/null 2>&1 || missing="$$missing redis-tools"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build -c $(CONFIGURATION) --product revoked
+
+# Starts revoked on 127.0.0.1:8080 (REVOKE_* variables apply), owning a local redis-server
+# with its data under ./.revoke-data. Ctrl-C stops both.
+run: build
+	$(SWIFT) run -c $(CONFIGURATION) --skip-build revoked
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: deps
+	$(SWIFT) build -c release --product RedisBenchmark
+	$(SWIFT) run -c release --skip-build RedisBenchmark
+
+clean:
+	rm -rf .build
