@@ -42,6 +42,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The domain, without I/O: records, TTL rules, cutoff matching, claims, limits.
+        .target(
+            name: "RevokeCore",
+            swiftSettings: swiftSettings
+        ),
         // The HTTP application: configuration, routes, services.
         .target(
             name: "RevokeServer",
@@ -73,6 +78,11 @@ let package = Package(
         .testTarget(
             name: "RedisTests",
             dependencies: ["Redis", "CHiredis", "RedisTestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RevokeCoreTests",
+            dependencies: ["RevokeCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
