@@ -47,6 +47,12 @@ let package = Package(
             name: "RevokeCore",
             swiftSettings: swiftSettings
         ),
+        // The domain over Redis: key layout, write scripts, event log, audit, checks.
+        .target(
+            name: "RevokeStore",
+            dependencies: ["RevokeCore", "Redis"],
+            swiftSettings: swiftSettings
+        ),
         // The HTTP application: configuration, routes, services.
         .target(
             name: "RevokeServer",
@@ -83,6 +89,11 @@ let package = Package(
         .testTarget(
             name: "RevokeCoreTests",
             dependencies: ["RevokeCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RevokeStoreTests",
+            dependencies: ["RevokeStore", "RevokeCore", "Redis", "RedisTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -30,20 +30,21 @@ public enum CheckVerdict: Sendable, Equatable {
     /// A cutoff on this claim matches.
     case revokedByCutoff(claim: String)
 
-    /// Decides, given the revocation state the store found: whether the `jti` is revoked, and
-    /// the cutoff found for each claim of the query (by claim name).
+    /// Decides, given what the store found: whether the `jti` is revoked, and the `before` of
+    /// the cutoff stored for each of the query's claims (the key holds the value, so only
+    /// `before` is left to compare).
     /// - Parameters:
     ///   - query: The check.
     ///   - jtiRevoked: Whether `N:jti:<jti>` exists.
-    ///   - cutoffs: The cutoff record found for each claim, if any, in the order the claims are
-    ///     configured, so that the reported claim is deterministic.
-    public init(query: CheckQuery, jtiRevoked: Bool, cutoffs: [(claim: String, record: CutoffRecord?)]) {
+    ///   - cutoffs: For each claim of the query that a cutoff may name, in the configured order
+    ///     (so the reported claim is deterministic), the stored cutoff's `before`, or nil.
+    public init(query: CheckQuery, jtiRevoked: Bool, cutoffs: [(claim: String, before: Int64?)]) {
         if jtiRevoked {
             self = .revokedByJTI
             return
         }
-        for (claim, record) in cutoffs {
-            if let record, query.claims[claim] == record.value, record.revokes(issuedAt: query.issuedAt) {
+        for (claim, before) in cutoffs {
+            if let before, CutoffRecord.revokes(issuedAt: query.issuedAt, before: before) {
                 self = .revokedByCutoff(claim: claim)
                 return
             }
@@ -56,6 +57,11 @@ extension CutoffRecord {
     /// Whether a token issued at `issuedAt` (Unix seconds, possibly fractional) falls under the
     /// cutoff; a token with no `iat` is revoked.
     public func revokes(issuedAt: Double?) -> Bool {
+        Self.revokes(issuedAt: issuedAt, before: before)
+    }
+
+    /// Whether a token issued at `issuedAt` falls under a cutoff with this `before`.
+    public static func revokes(issuedAt: Double?, before: Int64) -> Bool {
         guard let issuedAt else { return true }
         return issuedAt <= Double(before)
     }

@@ -57,19 +57,16 @@ import Testing
 
     @Test func theVerdictNamesTheJTIFirstThenTheFirstMatchingClaim() {
         let query = CheckQuery(jti: "j", issuedAt: 500, claims: ["sub": "alice", "sid": "s-1"])
-        let session = CutoffRecord(claim: "sid", value: "s-1", before: 900, expiresAt: 0, createdAt: 0, reason: nil)
         #expect(CheckVerdict(query: query, jtiRevoked: true, cutoffs: []) == .revokedByJTI)
         #expect(
-            CheckVerdict(query: query, jtiRevoked: false, cutoffs: [("sub", nil), ("sid", session)])
+            CheckVerdict(query: query, jtiRevoked: false, cutoffs: [("sub", nil), ("sid", 900)])
                 == .revokedByCutoff(claim: "sid"))
         #expect(
-            CheckVerdict(query: query, jtiRevoked: false, cutoffs: [("sub", record), ("sid", session)])
+            CheckVerdict(query: query, jtiRevoked: false, cutoffs: [("sub", 1_000), ("sid", 900)])
                 == .revokedByCutoff(claim: "sub"))
         let later = CheckQuery(jti: "j", issuedAt: 2_000, claims: ["sub": "alice"])
-        #expect(CheckVerdict(query: later, jtiRevoked: false, cutoffs: [("sub", record)]) == .allowed)
-        // Byte-for-byte comparison: no case folding, no trimming.
-        let other = CheckQuery(issuedAt: 1, claims: ["sub": "Alice "])
-        #expect(CheckVerdict(query: other, jtiRevoked: false, cutoffs: [("sub", record)]) == .allowed)
+        #expect(CheckVerdict(query: later, jtiRevoked: false, cutoffs: [("sub", 1_000)]) == .allowed)
+        #expect(CheckVerdict(query: later, jtiRevoked: false, cutoffs: [("sub", nil)]) == .allowed)
     }
 
     @Test func parsesTheAllowedClaims() throws {

@@ -1,0 +1,20 @@
+/// The Redis keys of one namespace, as the contract lays them out (operators inspect them).
+public struct KeyLayout: Sendable, Equatable {
+    /// The prefix, `revoke` by default.
+    public let namespace: String
+
+    public init(namespace: String = "revoke") {
+        self.namespace = namespace
+    }
+
+    /// `N:jti:<jti>`: a revoked token, a hash with its record, TTL the token's remaining life.
+    public func revocation(_ jti: String) -> [UInt8] { Array("\(namespace):jti:".utf8) + Array(jti.utf8) }
+    /// `N:cut:<claim>:<value>`: a cutoff, a hash with its record.
+    public func cutoff(claim: String, value: String) -> [UInt8] {
+        Array("\(namespace):cut:\(claim):".utf8) + Array(value.utf8)
+    }
+    /// `N:events`: the event log, a capped Redis Stream of every change.
+    public var events: [UInt8] { Array("\(namespace):events".utf8) }
+    /// `N:audit`: the audit trail of admin actions, a capped list, newest first.
+    public var audit: [UInt8] { Array("\(namespace):audit".utf8) }
+}

@@ -1,0 +1,79 @@
+import Redis
+
+/// The store's writes. Each changes the record, appends the event to the capped stream, and
+/// (for admin actions) the audit entry, in one atomic step: a follower of the event log can
+/// never miss a change, and the audit can never miss an action.
+///
+/// KEYS: 1 the record, 2 the event stream, 3 the audit list.
+enum Scripts {
+    /// Shared tail: the event, then the optional audit entry.
+    /// ARGV[n], ARGV[n+1]: event type and stream length; ARGV[n+2], ARGV[n+3]: audit JSON ('' for
+    /// none) and audit length.
+    private static let appendEventAndAudit = """
+        local function append(kind, record, n)
+          local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[n], '*', 'type', kind, 'data', cjson.encode(record))
+          if ARGV[n + 1] ~= '' then
+            redis.call('LPUSH', KEYS[3], ARGV[n + 1])
+            redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[n + 2]) - 1)
+          end
+          return id
+        end
+        local function optional(text) if text == '' then return cjson.null end return text end
+        local function number(text) if text == '' then return cjson.null end return tonumber(text) end
+        """
+
+    /// ARGV: 1 jti, 2 expires_at ('' none), 3 revoked_at, 4 reason ('' none), 5 TTL seconds
+    /// ('' none), 6 stream length, 7 audit JSON, 8 audit length. Returns the event ID.
+    static let revoke = RedisScript(
+        appendEventAndAudit + """
+
+            redis.call('DEL', KEYS[1])
+            local fields = {'jti', ARGV[1], 'revoked_at', ARGV[3]}
+            if ARGV[2] ~= '' then fields[#fields + 1] = 'expires_at'; fields[#fields + 1] = ARGV[2] end
+            if ARGV[4] ~= '' then fields[#fields + 1] = 'reason'; fields[#fields + 1] = ARGV[4] end
+            redis.call('HSET', KEYS[1], unpack(fields))
+            if ARGV[5] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
+            return append('revocation', {jti = ARGV[1], expires_at = number(ARGV[2]),
+              revoked_at = tonumber(ARGV[3]), reason = optional(ARGV[4])}, 6)
+            """)
+
+    /// ARGV: 1 jti, 2 stream length, 3 audit JSON, 4 audit length. Returns 0 when nothing was
+    /// revoked, else the event ID.
+    static let unrevoke = RedisScript(
+        appendEventAndAudit + """
+
+            if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+            return append('unrevocation', {jti = ARGV[1]}, 2)
+            """)
+
+    /// ARGV: 1 claim, 2 value, 3 before, 4 expires_at, 5 now, 6 reason ('' none), 7 TTL seconds,
+    /// 8 stream length, 9 audit JSON, 10 audit length.
+    /// Returns {changed (0 or 1), before, created_at, reason or false, expires_at}: an existing
+    /// cutoff that reaches as far is left unchanged, a later `before` moves it forward.
+    static let setCutoff = RedisScript(
+        appendEventAndAudit + """
+
+            local existing = redis.call('HMGET', KEYS[1], 'before', 'created_at', 'reason', 'expires_at')
+            if existing[1] and tonumber(existing[1]) >= tonumber(ARGV[3]) then
+              return {0, existing[1], existing[2] or ARGV[5], existing[3] or false, existing[4] or ''}
+            end
+            local created = existing[2] or ARGV[5]
+            redis.call('DEL', KEYS[1])
+            local fields = {'claim', ARGV[1], 'value', ARGV[2], 'before', ARGV[3], 'expires_at', ARGV[4], 'created_at', created}
+            if ARGV[6] ~= '' then fields[#fields + 1] = 'reason'; fields[#fields + 1] = ARGV[6] end
+            redis.call('HSET', KEYS[1], unpack(fields))
+            redis.call('EXPIRE', KEYS[1], ARGV[7])
+            append('cutoff', {claim = ARGV[1], value = ARGV[2], before = tonumber(ARGV[3]),
+              expires_at = tonumber(ARGV[4]), created_at = tonumber(created), reason = optional(ARGV[6])}, 8)
+            return {1, ARGV[3], created, ARGV[6] ~= '' and ARGV[6] or false, ARGV[4]}
+            """)
+
+    /// ARGV: 1 claim, 2 value, 3 stream length, 4 audit JSON, 5 audit length. Returns 0 when
+    /// there was no cutoff, else the event ID.
+    static let deleteCutoff = RedisScript(
+        appendEventAndAudit + """
+
+            if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+            return append('uncutoff', {claim = ARGV[1], value = ARGV[2]}, 3)
+            """)
+}

@@ -1,0 +1,197 @@
+import Foundation
+import Redis
+import RedisTestSupport
+import RevokeCore
+import RevokeStore
+import Synchronization
+import Testing
+
+/// A clock the test sets; the store never reads the real time.
+final class TestClock: Sendable {
+    private let value: Mutex<Double>
+    init(_ start: Double) { value = Mutex(start) }
+    var now: Double { value.withLock { $0 } }
+    func advance(_ seconds: Double) { value.withLock { $0 += seconds } }
+}
+
+@Suite struct RevocationStoreTests {
+    static let start: Double = 1_700_000_000
+
+    private func withStore(
+        namespace: String = "revoke", skew: Int64 = 0,
+        _ body: (RevocationStore, RedisClient, TestClock) async throws -> Void
+    ) async throws {
+        try await withRedisServer { server in
+            try await withRedisClient(server.configuration()) { redis in
+                let clock = TestClock(Self.start)
+                let store = RevocationStore(
+                    redis: redis, keys: KeyLayout(namespace: namespace),
+                    policy: RevocationPolicy(clockSkew: skew, maximumTokenLifetime: 3_600), now: { clock.now })
+                try await body(store, redis, clock)
+            }
+        }
+    }
+
+    private func ttl(_ redis: RedisClient, _ key: [UInt8]) async throws -> Int64? {
+        try await redis.send(RedisCommand(arguments: [Array("TTL".utf8), key])).integer
+    }
+
+    @Test func storesARevocationUnderItsKeyWithTheRemainingLifetime() async throws {
+        try await withStore(skew: 30) { store, redis, _ in
+            let outcome = try await store.revoke(jti: "abc", expiresAt: Int64(Self.start) + 600)
+            #expect(outcome == .revoked(RevocationRecord(jti: "abc", expiresAt: Int64(Self.start) + 600, revokedAt: Int64(Self.start), reason: nil)))
+            #expect(try await ttl(redis, Array("revoke:jti:abc".utf8)) == 630)
+            #expect(try await store.revocation(jti: "abc")?.expiresAt == Int64(Self.start) + 600)
+            #expect(try await store.check(CheckQuery(jti: "abc")) == .revokedByJTI)
+            #expect(try await store.check(CheckQuery(jti: "abd")) == .allowed)
+        }
+    }
+
+    @Test func storesHostileIdentifiersUnderTheExactKey() async throws {
+        let hostile = ["a\r\nDEL revoke:jti:x", "*", "revoke:jti:*", "+OK\r\n", "$5\r\nhello", String(repeating: "é", count: 128), "ключ 🔑", "a b\tc\0d"]
+        try await withStore { store, redis, _ in
+            for jti in hostile {
+                _ = try await store.revoke(jti: jti, expiresAt: nil, reason: "r\r\nx")
+                let key = Array("revoke:jti:".utf8) + Array(jti.utf8)
+                #expect(try await redis.send(RedisCommand(arguments: [Array("EXISTS".utf8), key])) == .integer(1), "\(jti)")
+                #expect(try await ttl(redis, key) == -1)
+                #expect(try await store.revocation(jti: jti)?.reason == "r\r\nx")
+                #expect(try await store.check(CheckQuery(jti: jti)) == .revokedByJTI)
+            }
+            #expect(try await redis.send(RedisCommand("DBSIZE")) == .integer(Int64(hostile.count) + 1))  // + the event stream
+            #expect(try await store.check(CheckQuery(jti: "x")) == .allowed)
+        }
+    }
+
+    @Test func anExpiredTokenIsNotStored() async throws {
+        try await withStore { store, redis, _ in
+            let outcome = try await store.revoke(jti: "old", expiresAt: Int64(Self.start) - 1)
+            #expect(outcome == .alreadyExpired)
+            #expect(try await redis.send(RedisCommand("EXISTS", "revoke:jti:old")) == .integer(0))
+        }
+    }
+
+    @Test func repeatingReplacesAndUnrevokeRemoves() async throws {
+        try await withStore { store, redis, clock in
+            _ = try await store.revoke(jti: "j", expiresAt: Int64(Self.start) + 100, reason: "first", actor: "ops")
+            clock.advance(10)
+            _ = try await store.revoke(jti: "j", expiresAt: Int64(Self.start) + 200, reason: "second", actor: "ops")
+            let record = try #require(try await store.revocation(jti: "j"))
+            #expect(record.reason == "second")
+            #expect(record.revokedAt == Int64(Self.start) + 10)
+            #expect(try await ttl(redis, Array("revoke:jti:j".utf8)) == 190)
+            #expect(try await store.unrevoke(jti: "j", actor: "ops"))
+            #expect(try await !store.unrevoke(jti: "j", actor: "ops"))
+            #expect(try await store.revocation(jti: "j") == nil)
+            #expect(try await store.check(CheckQuery(jti: "j")) == .allowed)
+        }
+    }
+
+    @Test func everyChangeReachesTheEventLogInOrder() async throws {
+        try await withStore(namespace: "ns1") { store, redis, _ in
+            _ = try await store.revoke(jti: "a", expiresAt: nil)
+            _ = try await store.unrevoke(jti: "a")
+            _ = try await store.unrevoke(jti: "never")
+            _ = try await store.setCutoff(claim: "sub", value: "alice")
+            _ = try await store.setCutoff(claim: "sub", value: "alice")  // unchanged: no event
+            _ = try await store.deleteCutoff(claim: "sub", value: "alice")
+            let events = try await redis.xrange("ns1:events")
+            #expect(events.map { String(decoding: $0["type"] ?? [], as: UTF8.self) } == ["revocation", "unrevocation", "cutoff", "uncutoff"])
+            let first = try JSONSerialization.jsonObject(with: Data(events[0]["data"] ?? [])) as? [String: Any]
+            #expect(first?["jti"] as? String == "a")
+            #expect(first?["expires_at"] is NSNull)
+        }
+    }
+
+    @Test func cutoffsOnlyMoveForwardAndKeepTheirCreationTime() async throws {
+        try await withStore { store, redis, clock in
+            let first = try await store.setCutoff(claim: "sub", value: "alice", before: Int64(Self.start) - 100, reason: "phished", actor: "ops")
+            guard case .stored(let created) = first else {
+                Issue.record("expected a stored cutoff, got \(first)")
+                return
+            }
+            #expect(created.before == Int64(Self.start) - 100)
+            #expect(created.expiresAt == Int64(Self.start) - 100 + 3_600)
+            #expect(created.createdAt == Int64(Self.start))
+            #expect(try await ttl(redis, Array("revoke:cut:sub:alice".utf8)) == 3_500)
+
+            let earlier = try await store.setCutoff(claim: "sub", value: "alice", before: Int64(Self.start) - 200)
+            #expect(earlier == .unchanged(created))
+
+            clock.advance(50)
+            let later = try await store.setCutoff(claim: "sub", value: "alice", reason: "again")
+            guard case .stored(let moved) = later else {
+                Issue.record("expected the cutoff to move, got \(later)")
+                return
+            }
+            #expect(moved.before == Int64(Self.start) + 50)
+            #expect(moved.createdAt == Int64(Self.start))
+            #expect(moved.reason == "again")
+            #expect(try await store.cutoff(claim: "sub", value: "alice") == moved)
+
+            #expect(try await store.check(CheckQuery(issuedAt: Self.start + 50, claims: ["sub": "alice"])) == .revokedByCutoff(claim: "sub"))
+            #expect(try await store.check(CheckQuery(issuedAt: Self.start + 51, claims: ["sub": "alice"])) == .allowed)
+            #expect(try await store.check(CheckQuery(claims: ["sub": "alice"])) == .revokedByCutoff(claim: "sub"))
+            #expect(try await store.check(CheckQuery(issuedAt: 0, claims: ["sub": "ALICE"])) == .allowed)
+        }
+    }
+
+    @Test func refusesCutoffsThatCannotBeRight() async throws {
+        try await withStore { store, _, _ in
+            await #expect(throws: ValidationError.self) { try await store.setCutoff(claim: "email", value: "a@b") }
+            await #expect(throws: ValidationError.self) { try await store.setCutoff(claim: "sub", value: "a", before: Int64(Self.start) + 1) }
+            await #expect(throws: ValidationError.self) { try await store.setCutoff(claim: "sub", value: "a", before: Int64(Self.start) - 3_601) }
+            await #expect(throws: ValidationError.self) { try await store.setCutoff(claim: "sub", value: "") }
+            let deleted = try await store.deleteCutoff(claim: "sub", value: "a")
+            #expect(!deleted)
+        }
+    }
+
+    @Test func aBatchOfAThousandIsAnsweredInOrder() async throws {
+        try await withStore { store, _, _ in
+            for index in stride(from: 0, to: 1000, by: 7) { _ = try await store.revoke(jti: "j\(index)", expiresAt: nil) }
+            _ = try await store.setCutoff(claim: "sid", value: "s-3", before: Int64(Self.start) - 10)
+            let queries = (0..<1000).map { index in
+                CheckQuery(jti: "j\(index)", issuedAt: Self.start - 20, claims: ["sid": "s-\(index % 5)"])
+            }
+            let verdicts = try await store.check(queries)
+            #expect(verdicts.count == 1000)
+            for (index, verdict) in verdicts.enumerated() {
+                let expected: CheckVerdict = index % 7 == 0 ? .revokedByJTI : (index % 5 == 3 ? .revokedByCutoff(claim: "sid") : .allowed)
+                #expect(verdict == expected, "check \(index)")
+            }
+        }
+    }
+
+    @Test func keepsTheAuditOfAdminActionsNewestFirst() async throws {
+        try await withStore { store, _, clock in
+            _ = try await store.revoke(jti: "logout", expiresAt: nil)  // a logout: no actor, no audit
+            _ = try await store.revoke(jti: "j1", expiresAt: nil, reason: "leaked", actor: "alice-ops")
+            clock.advance(1)
+            _ = try await store.setCutoff(claim: "sub", value: "bob", reason: "incident 7", actor: "bob-ops")
+            clock.advance(1)
+            _ = try await store.unrevoke(jti: "j1", actor: "alice-ops")
+            let entries = try await store.audit(limit: 10)
+            #expect(entries.map(\.action) == ["unrevoke", "cutoff", "revoke"])
+            #expect(entries[1] == AuditEntry(at: Int64(Self.start) + 1, actor: "bob-ops", action: "cutoff", target: "sub:bob", reason: "incident 7"))
+            #expect(try await store.audit(limit: 1).count == 1)
+        }
+    }
+
+    @Test func aStoppedRedisIsReportedAsUnavailable() async throws {
+        try await withRedisServer { server in
+            var configuration = server.configuration(commandTimeout: .milliseconds(200))
+            configuration.connectTimeout = .milliseconds(200)
+            try await withRedisClient(configuration) { redis in
+                let store = RevocationStore(redis: redis)
+                server.pause()
+                defer { server.resume() }
+                await #expect {
+                    _ = try await store.check(CheckQuery(jti: "x"))
+                } throws: { error in
+                    (error as? RedisError)?.isUnavailable == true
+                }
+            }
+        }
+    }
+}
