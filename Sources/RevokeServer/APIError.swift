@@ -3,6 +3,8 @@ import HTTPTypes
 import Logging
 import Hummingbird
 import NIOCore
+import Redis
+import RevokeCore
 
 /// An error as the API reports it: a status, a stable machine-readable code, and a message
 /// for a person, always as `{"error": "<code>", "message": "<text>"}`.
@@ -47,7 +49,7 @@ public struct APIError: HTTPResponseError, Sendable {
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]  // "error" before "message", every time
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]  // "error" before "message", every time
         let body = try encoder.encode(Body(error: code, message: message))
         var headers = self.headers
         headers[.contentType] = "application/json; charset=utf-8"
@@ -65,6 +67,11 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
+        } catch let error as ValidationError {
+            throw APIError.invalidRequest(error.message)
+        } catch let error as RedisError {
+            context.logger.warning("store unavailable", metadata: ["redis.error": "\(error.code)", "redis.message": "\(error.message)"])
+            throw APIError.storeUnavailable()
         } catch let error as HTTPError {
             throw Self.apiError(for: error)
         } catch let error as any HTTPResponseError {

@@ -1,19 +1,24 @@
+import Foundation
 import Hummingbird
 import Logging
 import NIOCore
 import Redis
+import RevokeCore
+import RevokeStore
 import ServiceLifecycle
-
-/// The request context of every route.
-public typealias RevokeRequestContext = BasicRequestContext
 
 /// Builds `revoked`: the Redis client (and the embedded `redis-server` when no URL is
 /// configured) as services, and the HTTP routes.
 ///
 /// Services stop in reverse order: the HTTP server drains first, then the Redis client
 /// closes, then the embedded `redis-server` (if any) flushes and exits.
+/// - Parameters:
+///   - configuration: What `revoked` was configured with.
+///   - logger: Where the application logs.
+///   - now: The current time in Unix seconds; tests pass their own.
 public func buildApplication(
-    configuration: ServerConfiguration, logger: Logger
+    configuration: ServerConfiguration, logger: Logger,
+    now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
 ) async throws -> some ApplicationProtocol {
     var services: [any Service] = []
     let redisConfiguration: RedisConfiguration
@@ -27,9 +32,21 @@ public func buildApplication(
     let redis = RedisClient(configuration: redisConfiguration, logger: logger)
     services.append(redis)
 
+    let store = RevocationStore(
+        redis: redis, keys: KeyLayout(namespace: configuration.namespace), policy: configuration.policy,
+        cutoffClaims: configuration.cutoffClaims, now: now)
+    let verifier = try await TokenVerifier.make(configuration)
+    if !verifier.hasKeys {
+        logger.warning("no issuer keys configured (REVOKE_HMAC_SECRET, REVOKE_JWKS_FILE, REVOKE_PUBLIC_KEY_FILE): POST /v1/revoke refuses every token")
+    }
+    let keyring = APIKeyring(admin: configuration.adminKeys, verifier: configuration.verifierKeys)
+
     let router = Router(context: RevokeRequestContext.self)
     router.add(middleware: APIErrorMiddleware())
     HealthController(redis: redis).addRoutes(to: router)
+    LogoutController(store: store, verifier: verifier).addRoutes(to: router)
+    CheckController(store: store).addRoutes(to: router, keyring: keyring)
+    RecordsController(store: store).addRoutes(to: router, keyring: keyring)
 
     return Application(
         router: router,

@@ -9,7 +9,7 @@ struct HealthController: Sendable {
         var status: String
     }
 
-    func addRoutes(to router: Router<some RequestContext>) {
+    func addRoutes(to router: Router<RevokeRequestContext>) {
         router.get("/healthz") { _, _ in Status(status: "ok") }
         router.get("/readyz") { _, _ in
             do {

@@ -1,5 +1,6 @@
 import Foundation
 import Redis
+import RevokeCore
 
 /// Everything `revoked` is configured with, read from the environment (and the same as flags).
 public struct ServerConfiguration: Sendable {
@@ -9,8 +10,28 @@ public struct ServerConfiguration: Sendable {
     public var port: Int = 8080
     /// `REVOKE_REDIS_URL`: the Redis to use; nil starts and owns a local `redis-server`.
     public var redis: RedisConfiguration?
-    /// Where the embedded `redis-server` keeps its data when ``redis`` is nil.
+    /// `REVOKE_DATA_DIR`: where the embedded `redis-server` keeps its data when ``redis`` is nil.
     public var dataDirectory: String = "./.revoke-data"
+    /// `REVOKE_HMAC_SECRET`: the shared secret for HS256/384/512 tokens.
+    public var hmacSecret: String?
+    /// `REVOKE_JWKS_FILE`: issuer public keys as a JWKS document (the file's contents).
+    public var jwks: String?
+    /// `REVOKE_PUBLIC_KEY_FILE`: one issuer public key in PEM (the file's contents).
+    public var publicKeyPEM: String?
+    /// `REVOKE_ISSUER`: the `iss` every token to revoke must carry.
+    public var issuer: String?
+    /// `REVOKE_AUDIENCE`: the audience every token to revoke must be for.
+    public var audience: String?
+    /// `REVOKE_ADMIN_KEYS`: API keys with the admin role.
+    public var adminKeys: [APIKey] = []
+    /// `REVOKE_VERIFIER_KEYS`: API keys with the verifier role.
+    public var verifierKeys: [APIKey] = []
+    /// `REVOKE_MAX_TOKEN_LIFETIME` and `REVOKE_CLOCK_SKEW`.
+    public var policy = RevocationPolicy()
+    /// `REVOKE_CUTOFF_CLAIMS`.
+    public var cutoffClaims = CutoffClaims.default
+    /// `REVOKE_NAMESPACE`: the Redis key prefix.
+    public var namespace = "revoke"
 
     public init() {}
 
@@ -22,21 +43,35 @@ public struct ServerConfiguration: Sendable {
     }
 
     /// Reads the configuration from variables (the environment, with flags laid over it).
-    /// - Throws: ``Error`` naming the first variable that is wrong.
+    /// Key files are read here, so a missing or unreadable file is reported at start.
+    /// - Throws: ``Error`` naming the first variable that is wrong; never a secret's value.
     public init(variables: [String: String]) throws(Error) {
         func value(_ name: String) -> String? {
             guard let raw = variables[name] else { return nil }
-            let trimmed = raw.trimmingCharacters(in: .whitespaces)
+            let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             return trimmed.isEmpty ? nil : trimmed
         }
+        func integer(_ name: String, _ range: ClosedRange<Int64>) throws(Error) -> Int64? {
+            guard let text = value(name) else { return nil }
+            guard let number = Int64(text), range.contains(number) else {
+                throw Error(variable: name, problem: "must be a whole number from \(range.lowerBound) to \(range.upperBound), not \"\(text)\"")
+            }
+            return number
+        }
+        func file(_ name: String) throws(Error) -> String? {
+            guard let path = value(name) else { return nil }
+            guard let contents = FileManager.default.contents(atPath: path) else {
+                throw Error(variable: name, problem: "cannot read \(path)")
+            }
+            guard let text = String(data: contents, encoding: .utf8), !text.isEmpty else {
+                throw Error(variable: name, problem: "\(path) is empty or not UTF-8 text")
+            }
+            return text
+        }
+
         self.init()
         if let host = value("REVOKE_HOST") { self.host = host }
-        if let port = value("REVOKE_PORT") {
-            guard let number = Int(port), (0...65535).contains(number) else {
-                throw Error(variable: "REVOKE_PORT", problem: "must be a port number from 0 to 65535, not \"\(port)\"")
-            }
-            self.port = number
-        }
+        if let port = try integer("REVOKE_PORT", 0...65535) { self.port = Int(port) }
         if let url = value("REVOKE_REDIS_URL") {
             do {
                 self.redis = try RedisConfiguration(url: url)
@@ -45,5 +80,58 @@ public struct ServerConfiguration: Sendable {
             }
         }
         if let directory = value("REVOKE_DATA_DIR") { self.dataDirectory = directory }
+        // A secret is taken as given: surrounding spaces may be part of it.
+        if let secret = variables["REVOKE_HMAC_SECRET"], !secret.isEmpty {
+            // RFC 7518 section 3.2: an HS256 key has at least 32 bytes (48 for HS384, 64 for HS512).
+            guard secret.utf8.count >= 32 else {
+                throw Error(variable: "REVOKE_HMAC_SECRET", problem: "must be at least 32 bytes (RFC 7518 3.2); HS384 needs 48 and HS512 64")
+            }
+            self.hmacSecret = secret
+        }
+        self.jwks = try file("REVOKE_JWKS_FILE")
+        self.publicKeyPEM = try file("REVOKE_PUBLIC_KEY_FILE")
+        self.issuer = value("REVOKE_ISSUER")
+        self.audience = value("REVOKE_AUDIENCE")
+        self.adminKeys = try Self.keys(variables["REVOKE_ADMIN_KEYS"], variable: "REVOKE_ADMIN_KEYS", role: .admin)
+        self.verifierKeys = try Self.keys(variables["REVOKE_VERIFIER_KEYS"], variable: "REVOKE_VERIFIER_KEYS", role: .verifier)
+        let names = (adminKeys + verifierKeys).map(\.name)
+        if let repeated = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
+            throw Error(variable: "REVOKE_VERIFIER_KEYS", problem: "the key name \"\(repeated)\" is used twice (names must be unique across both lists)")
+        }
+        if let lifetime = try integer("REVOKE_MAX_TOKEN_LIFETIME", 1...(100 * 365 * 86_400)) { policy.maximumTokenLifetime = lifetime }
+        if let skew = try integer("REVOKE_CLOCK_SKEW", 0...86_400) { policy.clockSkew = skew }
+        if let claims = value("REVOKE_CUTOFF_CLAIMS") {
+            do {
+                self.cutoffClaims = try CutoffClaims(parsing: claims)
+            } catch {
+                throw Error(variable: "REVOKE_CUTOFF_CLAIMS", problem: error.message)
+            }
+        }
+        if let namespace = value("REVOKE_NAMESPACE") {
+            guard namespace.utf8.count <= 64,
+                namespace.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "_-.:".unicodeScalars.contains($0)) })
+            else {
+                throw Error(variable: "REVOKE_NAMESPACE", problem: "must be 1 to 64 of A-Z a-z 0-9 _ - . :")
+            }
+            self.namespace = namespace
+        }
+    }
+
+    private static func keys(_ list: String?, variable: String, role: APIKey.Role) throws(Error) -> [APIKey] {
+        guard let list, !list.trimmingCharacters(in: .whitespaces).isEmpty else { return [] }
+        var keys: [APIKey] = []
+        for (index, entry) in list.split(separator: ",", omittingEmptySubsequences: false).enumerated() {
+            let pair = entry.trimmingCharacters(in: .whitespaces)
+            guard let colon = pair.firstIndex(of: ":") else {
+                throw Error(variable: variable, problem: "entry \(index + 1) is not name:secret")
+            }
+            let name = String(pair[..<colon])
+            let secret = String(pair[pair.index(after: colon)...])
+            guard !name.isEmpty, !secret.isEmpty else {
+                throw Error(variable: variable, problem: "entry \(index + 1) needs both a name and a secret")
+            }
+            keys.append(APIKey(name: name, secret: secret, role: role))
+        }
+        return keys
     }
 }

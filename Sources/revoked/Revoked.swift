@@ -33,6 +33,39 @@ struct Revoked: AsyncParsableCommand {
     @Option(name: .long, help: "Data directory of the embedded redis-server (REVOKE_DATA_DIR, default ./.revoke-data).")
     var dataDir: String?
 
+    @Option(name: .long, help: "Shared secret for HS256/384/512 tokens (REVOKE_HMAC_SECRET).")
+    var hmacSecret: String?
+
+    @Option(name: .long, help: "Issuer public keys as a JWKS file (REVOKE_JWKS_FILE).")
+    var jwksFile: String?
+
+    @Option(name: .long, help: "One issuer public key as a PEM file (REVOKE_PUBLIC_KEY_FILE).")
+    var publicKeyFile: String?
+
+    @Option(name: .long, help: "Required iss of tokens to revoke (REVOKE_ISSUER).")
+    var issuer: String?
+
+    @Option(name: .long, help: "Required aud of tokens to revoke (REVOKE_AUDIENCE).")
+    var audience: String?
+
+    @Option(name: .long, help: "Admin API keys, name:secret,... (REVOKE_ADMIN_KEYS).")
+    var adminKeys: String?
+
+    @Option(name: .long, help: "Verifier API keys, name:secret,... (REVOKE_VERIFIER_KEYS; unset: verifier endpoints are open).")
+    var verifierKeys: String?
+
+    @Option(name: .long, help: "Longest lifetime the issuer mints, seconds (REVOKE_MAX_TOKEN_LIFETIME, default 2592000).")
+    var maxTokenLifetime: String?
+
+    @Option(name: .long, help: "Claims a cutoff may name (REVOKE_CUTOFF_CLAIMS, default sub,sid,client_id).")
+    var cutoffClaims: String?
+
+    @Option(name: .long, help: "Redis key prefix (REVOKE_NAMESPACE, default revoke).")
+    var namespace: String?
+
+    @Option(name: .long, help: "Seconds added to every TTL and expiry test (REVOKE_CLOCK_SKEW, default 0).")
+    var clockSkew: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (REVOKE_LOG_LEVEL, default info).")
     var logLevel: String?
 
@@ -40,11 +73,15 @@ struct Revoked: AsyncParsableCommand {
         var variables = ProcessInfo.processInfo.environment
         for (name, flag) in [
             ("REVOKE_HOST", host), ("REVOKE_PORT", port), ("REVOKE_REDIS_URL", redisURL), ("REVOKE_DATA_DIR", dataDir),
-            ("REVOKE_LOG_LEVEL", logLevel),
+            ("REVOKE_LOG_LEVEL", logLevel), ("REVOKE_HMAC_SECRET", hmacSecret), ("REVOKE_JWKS_FILE", jwksFile),
+            ("REVOKE_PUBLIC_KEY_FILE", publicKeyFile), ("REVOKE_ISSUER", issuer), ("REVOKE_AUDIENCE", audience),
+            ("REVOKE_ADMIN_KEYS", adminKeys), ("REVOKE_VERIFIER_KEYS", verifierKeys),
+            ("REVOKE_MAX_TOKEN_LIFETIME", maxTokenLifetime), ("REVOKE_CUTOFF_CLAIMS", cutoffClaims),
+            ("REVOKE_NAMESPACE", namespace), ("REVOKE_CLOCK_SKEW", clockSkew),
         ] {
             if let flag { variables[name] = flag }
         }
-        let configuration: ServerConfiguration
+        var configuration: ServerConfiguration
         do {
             configuration = try ServerConfiguration(variables: variables)
         } catch {
@@ -64,7 +101,18 @@ struct Revoked: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "revoked")
-        let app = try await buildApplication(configuration: configuration, logger: logger)
+        if configuration.redis == nil && configuration.adminKeys.isEmpty {
+            // Embedded mode is for trying Revoke out: make the admin endpoints usable at once.
+            let key = APIKey.generatedAdmin()
+            configuration.adminKeys = [key]
+            print("revoked: no REVOKE_ADMIN_KEYS set; admin key for this run: \(key.secret) (name \(key.name))")
+        }
+        let app: any ApplicationProtocol
+        do {
+            app = try await buildApplication(configuration: configuration, logger: logger)
+        } catch let error as ServerConfiguration.Error {
+            Self.fail("revoked: bad configuration: \(error)")
+        }
         try await app.runService()
     }
 

@@ -1,0 +1,111 @@
+import Hummingbird
+import RevokeCore
+import RevokeStore
+
+/// Revocations and cutoffs: read with the verifier role, changed with the admin role; the audit.
+struct RecordsController: Sendable {
+    let store: RevocationStore
+
+    func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
+        let read = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .verifier))
+        let admin = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .admin))
+
+        read.get("/v1/revocations/:jti") { request, context -> Response in
+            let jti = try request.pathParameter("jti", context: context)
+            guard let record = try await store.revocation(jti: jti) else { throw APIError.notFound("\(jti.debugDescription) is not revoked") }
+            return try jsonResponse(record)
+        }
+        admin.delete("/v1/revocations/:jti") { request, context -> Response in
+            let jti = try request.pathParameter("jti", context: context)
+            let reason = request.uri.queryParameters.get("reason")
+            guard try await store.unrevoke(jti: jti, reason: reason, actor: context.actor) else {
+                throw APIError.notFound("\(jti.debugDescription) is not revoked")
+            }
+            return Response(status: .noContent)
+        }
+        admin.post("/v1/revocations") { request, context -> Response in
+            var request = request
+            let body = try await request.jsonObject(context: context)
+            guard case .string(let jti)? = body["jti"] else { throw APIError.invalidRequest("jti must be a string") }
+            try validateIdentifier(jti, field: "jti")
+            let expiresAt: Int64?
+            switch body["expires_at"] {
+            case nil: throw APIError.invalidRequest("expires_at is required (a Unix time, or null for never)")
+            case .null?: expiresAt = nil
+            case .number(let value)? where value.isFinite && value.rounded(.up) < 9.2e18 && value.rounded(.up) > -9.2e18:
+                expiresAt = Int64(value.rounded(.up))
+            default: throw APIError.invalidRequest("expires_at must be a Unix time in seconds, or null")
+            }
+            let reason = try Self.reason(body)
+            switch try await store.revoke(jti: jti, expiresAt: expiresAt, reason: reason, actor: context.actor) {
+            case .revoked(let record): return try jsonResponse(record, status: .created)
+            case .alreadyExpired: return try jsonResponse(NotStored(), status: .ok)
+            }
+        }
+
+        read.get("/v1/cutoffs/:claim/:value") { request, context -> Response in
+            let claim = try request.pathParameter("claim", context: context)
+            let value = try request.pathParameter("value", context: context)
+            guard let record = try await store.cutoff(claim: claim, value: value) else { throw APIError.notFound("no cutoff for \(claim) \(value.debugDescription)") }
+            return try jsonResponse(record)
+        }
+        admin.delete("/v1/cutoffs/:claim/:value") { request, context -> Response in
+            let claim = try request.pathParameter("claim", context: context)
+            let value = try request.pathParameter("value", context: context)
+            let reason = request.uri.queryParameters.get("reason")
+            guard try await store.deleteCutoff(claim: claim, value: value, reason: reason, actor: context.actor) else {
+                throw APIError.notFound("no cutoff for \(claim) \(value.debugDescription)")
+            }
+            return Response(status: .noContent)
+        }
+        admin.post("/v1/cutoffs") { request, context -> Response in
+            var request = request
+            let body = try await request.jsonObject(context: context)
+            guard case .string(let claim)? = body["claim"] else { throw APIError.invalidRequest("claim must be a string") }
+            guard case .string(let value)? = body["value"] else { throw APIError.invalidRequest("value must be a string") }
+            let before: Int64?
+            switch body["before"] {
+            case nil, .null?: before = nil
+            case .number(let number)? where number.isFinite && abs(number) < 9.2e18: before = Int64(number.rounded(.down))
+            default: throw APIError.invalidRequest("before must be a Unix time in seconds")
+            }
+            switch try await store.setCutoff(claim: claim, value: value, before: before, reason: try Self.reason(body), actor: context.actor) {
+            case .stored(let record): return try jsonResponse(record, status: .created)
+            case .unchanged(let record): return try jsonResponse(record, status: .ok)
+            }
+        }
+
+        admin.get("/v1/audit") { request, _ -> Response in
+            var limit = 100
+            if let text = request.uri.queryParameters.get("limit") {
+                guard let number = Int(text), (1...1000).contains(number) else {
+                    throw APIError.invalidRequest("limit must be a whole number from 1 to 1000")
+                }
+                limit = number
+            }
+            return try jsonResponse(["entries": try await store.audit(limit: limit)])
+        }
+
+        refuseOtherMethods(router, "/v1/revocations", allowed: [.post])
+        refuseOtherMethods(router, "/v1/revocations/:jti", allowed: [.get, .delete])
+        refuseOtherMethods(router, "/v1/cutoffs", allowed: [.post])
+        refuseOtherMethods(router, "/v1/cutoffs/:claim/:value", allowed: [.get, .delete])
+        refuseOtherMethods(router, "/v1/audit", allowed: [.get])
+    }
+
+    private static func reason(_ body: [String: JSONValue]) throws -> String? {
+        switch body["reason"] {
+        case nil, .null?: return nil
+        case .string(let text)?:
+            guard text.utf8.count <= 1024 else { throw APIError.invalidRequest("reason is longer than 1024 bytes") }
+            return text.isEmpty ? nil : text
+        default: throw APIError.invalidRequest("reason must be a string")
+        }
+    }
+}
+
+/// `{"revoked": false, "reason": "expired"}`: the token had already expired.
+struct NotStored: Encodable {
+    var revoked = false
+    var reason = "expired"
+}

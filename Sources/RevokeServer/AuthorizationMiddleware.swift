@@ -1,0 +1,35 @@
+import HTTPTypes
+import Hummingbird
+
+/// Lets a request through only with an API key of the required role (verifier routes are open
+/// when no verifier key is configured), and records the key's name as the request's actor.
+struct AuthorizationMiddleware: RouterMiddleware {
+    typealias Context = RevokeRequestContext
+    let keyring: APIKeyring
+    let required: APIKey.Role
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        let key = Self.bearer(request).flatMap { keyring.key(forSecret: $0) }
+        if let key { context.actor = key.name }
+        if required == .verifier && !keyring.verifierKeysConfigured { return try await next(request, context) }
+        guard let key else {
+            throw APIError(
+                .unauthorized, code: "unauthorized", message: "a valid API key is required (Authorization: Bearer <key>)",
+                headers: [.wwwAuthenticate: "Bearer"])
+        }
+        if required == .admin && key.role != .admin {
+            throw APIError(.forbidden, code: "forbidden", message: "this API key lacks the admin role")
+        }
+        return try await next(request, context)
+    }
+
+    /// The credentials of `Authorization: Bearer <credentials>` (scheme case-insensitive).
+    static func bearer(_ request: Request) -> Substring? {
+        guard let header = request.headers[.authorization] else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let credentials = parts[1].drop { $0 == " " }
+        return credentials.isEmpty ? nil : credentials
+    }
+}

@@ -1,0 +1,115 @@
+import Hummingbird
+import RevokeCore
+import RevokeStore
+
+/// `POST /v1/check` and `POST /v1/check/batch` (role verifier).
+struct CheckController: Sendable {
+    let store: RevocationStore
+
+    func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
+        let group = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .verifier))
+        group.post("/v1/check") { request, context -> Response in
+            var request = request
+            let query = try Self.query(from: try await request.jsonObject(context: context), cutoffClaims: store.cutoffClaims)
+            return try jsonResponse(CheckAnswer(try await store.check(query)))
+        }
+        group.post("/v1/check/batch") { request, context -> Response in
+            var request = request
+            let body = try await request.jsonObject(context: context)
+            guard case .array(let entries)? = body["checks"] else {
+                throw APIError.invalidRequest("checks must be an array of checks")
+            }
+            guard entries.count <= Limits.maximumChecksPerBatch else {
+                throw APIError.invalidRequest("at most \(Limits.maximumChecksPerBatch) checks per batch, not \(entries.count)")
+            }
+            // Bad entries answer with an error in their place; the others share one round trip.
+            var parsed: [Result<CheckQuery, ValidationError>] = []
+            for entry in entries {
+                guard case .object(let object) = entry else {
+                    parsed.append(.failure(ValidationError("a check must be a JSON object")))
+                    continue
+                }
+                parsed.append(Result { () throws(ValidationError) in try Self.query(from: object, cutoffClaims: store.cutoffClaims) })
+            }
+            let queries = parsed.compactMap { try? $0.get() }
+            var verdicts = try await store.check(queries).makeIterator()
+            let results: [BatchEntry] = parsed.map { result in
+                switch result {
+                case .success: .answer(CheckAnswer(verdicts.next()!))
+                case .failure(let error): .error(code: "invalid_request", message: error.message)
+                }
+            }
+            return try jsonResponse(["results": results])
+        }
+        refuseOtherMethods(router, "/v1/check", allowed: [.post])
+        refuseOtherMethods(router, "/v1/check/batch", allowed: [.post])
+    }
+
+    /// Reads either form: `{"token": "<jwt>"}` (claims read, signature not re-verified) or
+    /// `{"jti": ..., "iat": ..., "claims": {...}}`, every field optional.
+    static func query(from object: [String: JSONValue], cutoffClaims: CutoffClaims) throws(ValidationError) -> CheckQuery {
+        if let token = object["token"] {
+            guard case .string(let text) = token, !text.isEmpty else { throw ValidationError("token must be a non-empty string") }
+            let claims = try TokenClaims(compactJWS: text)
+            if let jti = claims.jti { try validateIdentifier(jti, field: "jti") }
+            return CheckQuery(claims, cutoffClaims: cutoffClaims)
+        }
+        var query = CheckQuery()
+        switch object["jti"] {
+        case nil, .null?: break
+        case .string(let jti)?:
+            try validateIdentifier(jti, field: "jti")
+            query.jti = jti
+        default: throw ValidationError("jti must be a string")
+        }
+        switch object["iat"] {
+        case nil, .null?: break
+        case .number(let iat)?: query.issuedAt = iat
+        default: throw ValidationError("iat must be a number of seconds")
+        }
+        switch object["claims"] {
+        case nil, .null?: break
+        case .object(let claims)?:
+            for (name, value) in claims {
+                guard case .string(let text) = value else { throw ValidationError("claims.\(name) must be a string") }
+                if cutoffClaims.allows(name) { query.claims[name] = text }
+            }
+        default: throw ValidationError("claims must be an object of strings")
+        }
+        return query
+    }
+}
+
+/// `{"revoked": false}`, `{"revoked": true, "reason": "jti"}` or
+/// `{"revoked": true, "reason": "cutoff", "claim": "sub"}`.
+struct CheckAnswer: Encodable {
+    var revoked: Bool
+    var reason: String?
+    var claim: String?
+
+    init(_ verdict: CheckVerdict) {
+        switch verdict {
+        case .allowed: revoked = false
+        case .revokedByJTI:
+            revoked = true
+            reason = "jti"
+        case .revokedByCutoff(let claim):
+            revoked = true
+            reason = "cutoff"
+            self.claim = claim
+        }
+    }
+}
+
+/// One answer of a batch: a check's answer, or the error body of a bad entry.
+enum BatchEntry: Encodable {
+    case answer(CheckAnswer)
+    case error(code: String, message: String)
+
+    func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .answer(let answer): try answer.encode(to: encoder)
+        case .error(let code, let message): try ["error": code, "message": message].encode(to: encoder)
+        }
+    }
+}

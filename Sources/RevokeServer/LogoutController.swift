@@ -1,0 +1,150 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import RevokeCore
+import RevokeStore
+
+/// Logout flows: `POST /v1/revoke` and RFC 7009's `POST /oauth2/revoke`. No API key: holding
+/// a token that verifies is the authority to revoke it.
+struct LogoutController: Sendable {
+    let store: RevocationStore
+    let verifier: TokenVerifier
+
+    func addRoutes(to router: Router<RevokeRequestContext>) {
+        router.post("/v1/revoke") { request, context -> Response in
+            var request = request
+            let body = try await request.collectBody(upTo: context.maxUploadSize)
+            if body.readableBytes == 0 {
+                // An empty body revokes the token that authenticates the request itself.
+                guard let token = AuthorizationMiddleware.bearer(request) else {
+                    throw APIError.invalidRequest("send {\"token\": \"<jwt>\"}, {\"tokens\": [...]}, or an empty body with Authorization: Bearer <jwt>")
+                }
+                return try await answer(for: String(token))
+            }
+            try request.requireMediaType("application/json")
+            guard case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView)) else {
+                throw APIError.invalidRequest("the body must be a JSON object")
+            }
+            if let tokens = object["tokens"] {
+                guard case .array(let list) = tokens else { throw APIError.invalidRequest("tokens must be an array of strings") }
+                guard !list.isEmpty else { throw APIError.invalidRequest("tokens is empty") }
+                guard list.count <= Limits.maximumTokensPerRevoke else {
+                    throw APIError.invalidRequest("at most \(Limits.maximumTokensPerRevoke) tokens per request, not \(list.count)")
+                }
+                var results: [LogoutResult] = []
+                for item in list {
+                    guard case .string(let token) = item, !token.isEmpty else {
+                        results.append(.error(.invalidRequest("each token must be a non-empty string")))
+                        continue
+                    }
+                    do {
+                        results.append(try await revoke(token))
+                    } catch let error as APIError where error.status != .serviceUnavailable {
+                        results.append(.error(error))
+                    }
+                }
+                return try jsonResponse(["results": results])
+            }
+            guard case .string(let token)? = object["token"] else {
+                throw APIError.invalidRequest("token must be a string (or send tokens: [...])")
+            }
+            return try await answer(for: token)
+        }
+        refuseOtherMethods(router, "/v1/revoke", allowed: [.post])
+
+        router.post("/oauth2/revoke") { request, context -> Response in
+            var request = request
+            try request.requireMediaType("application/x-www-form-urlencoded")
+            let body = try await request.collectBody(upTo: context.maxUploadSize)
+            let form = FormURLEncoded.parse(String(buffer: body))
+            guard let token = form["token"], !token.isEmpty else {
+                throw APIError.invalidRequest("the form needs a token")
+            }
+            do {
+                _ = try await revoke(token)
+            } catch let error as APIError where error.status != .serviceUnavailable {
+                // RFC 7009 section 2.2: an invalid token is answered 200 as well.
+            }
+            return Response(status: .ok, headers: [.cacheControl: "no-store"])
+        }
+        refuseOtherMethods(router, "/oauth2/revoke", allowed: [.post])
+    }
+
+    private func answer(for token: String) async throws -> Response {
+        guard !token.isEmpty else { throw APIError.invalidRequest("token is empty") }
+        switch try await revoke(token) {
+        case .revoked(let body): return try jsonResponse(body)
+        case .expired: return try jsonResponse(NotStored())
+        case .error(let error): throw error
+        }
+    }
+
+    /// Verifies and revokes one token.
+    private func revoke(_ token: String) async throws -> LogoutResult {
+        let claims: TokenClaims
+        do {
+            claims = try await verifier.verify(token)
+        } catch {
+            switch error {
+            case .invalidToken(let message): throw APIError(.unauthorized, code: "invalid_token", message: message)
+            case .invalidRequest(let message): throw APIError.invalidRequest(message)
+            }
+        }
+        let jti = claims.jti!  // the verifier refuses tokens without one
+        switch try await store.revoke(jti: jti, expiresAt: claims.expiresAtSeconds) {
+        case .revoked(let record): return .revoked(Revoked(jti: jti, expiresAt: record.expiresAt))
+        case .alreadyExpired: return .expired
+        }
+    }
+}
+
+/// `{"revoked": true, "jti": "...", "expires_at": <exp or null>}`.
+struct Revoked: Encodable {
+    var revoked = true
+    var jti: String
+    var expiresAt: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case revoked, jti
+        case expiresAt = "expires_at"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(revoked, forKey: .revoked)
+        try container.encode(jti, forKey: .jti)
+        try container.encode(expiresAt, forKey: .expiresAt)
+    }
+}
+
+/// One answer of a logout request.
+enum LogoutResult: Encodable {
+    case revoked(Revoked)
+    case expired
+    case error(APIError)
+
+    func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .revoked(let body): try body.encode(to: encoder)
+        case .expired: try NotStored().encode(to: encoder)
+        case .error(let error): try ["error": error.code, "message": error.message].encode(to: encoder)
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded` (`+` is a space, `%XX` a byte); the first value of a
+/// repeated name wins.
+enum FormURLEncoded {
+    static func parse(_ text: String) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in text.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ part: Substring) -> String? {
+                part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+            }
+            guard let name = decode(parts[0]), let value = decode(parts.count > 1 ? parts[1] : "") else { continue }
+            if fields[name] == nil { fields[name] = value }
+        }
+        return fields
+    }
+}

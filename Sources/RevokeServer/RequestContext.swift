@@ -1,0 +1,74 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import RevokeCore
+
+/// The context of every request: Hummingbird's, plus who is calling.
+public struct RevokeRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The name of the API key the request presented, once authorized; the audit's actor.
+    public var actor: String?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+    }
+
+    /// Bodies over 64 KiB are refused with 413.
+    public var maxUploadSize: Int { Limits.maximumBodyBytes }
+}
+
+extension Request {
+    /// The body of a JSON endpoint as a JSON object.
+    /// - Throws: 415 unless the body is `application/json` (a charset is allowed), 413 over
+    ///   64 KiB, 400 when it is not a JSON object.
+    mutating func jsonObject(context: RevokeRequestContext) async throws -> [String: JSONValue] {
+        try requireMediaType("application/json")
+        let body = try await collectBody(upTo: context.maxUploadSize)
+        let value: JSONValue
+        do {
+            value = try JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView))
+        } catch {
+            throw APIError.invalidRequest("the body is not valid JSON")
+        }
+        guard case .object(let object) = value else { throw APIError.invalidRequest("the body must be a JSON object") }
+        return object
+    }
+
+    /// Refuses a body that is not of this media type with 415.
+    func requireMediaType(_ expected: String) throws {
+        let mediaType = headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        guard mediaType == expected else {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "the body must be \(expected)")
+        }
+    }
+
+    /// A path parameter, percent-decoded.
+    func pathParameter(_ name: String, context: RevokeRequestContext) throws -> String {
+        guard let raw = context.parameters.get(name), let decoded = raw.removingPercentEncoding else {
+            throw APIError.invalidRequest("the \(name) in the path is not valid percent-encoded UTF-8")
+        }
+        return decoded
+    }
+}
+
+/// A JSON response with keys in a stable order.
+func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return Response(
+        status: status, headers: [.contentType: "application/json; charset=utf-8"],
+        body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+}
+
+/// Answers the methods a path does not serve with 405 and an `Allow` header, instead of 404.
+func refuseOtherMethods(_ router: Router<RevokeRequestContext>, _ path: RouterPath, allowed: [HTTPRequest.Method]) {
+    let allow = allowed.map(\.rawValue).joined(separator: ", ")
+    for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] where !allowed.contains(method) {
+        router.on(path, method: method) { _, _ -> Response in
+            throw APIError(
+                .methodNotAllowed, code: "method_not_allowed", message: "\(method.rawValue) is not allowed here; use \(allow)",
+                headers: [.allow: allow])
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Redis
+import RedisTestSupport
+import RevokeCore
+import RevokeServer
+import Testing
+
+/// An HMAC secret long enough for HS256, HS384 and HS512.
+let testSecret = String(repeating: "s3cr3t-", count: 10)
+
+/// Runs `body` against a live `revoked` built on a private `redis-server`, with a client for
+/// the API and a Redis client to inspect what was stored.
+func withRevoked(
+    configure: (inout ServerConfiguration) -> Void = { _ in },
+    _ body: @escaping @Sendable (any TestClientProtocol, RedisClient, RedisServerProcess) async throws -> Void
+) async throws {
+    try await withRedisServer { server in
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        var redis = server.configuration(commandTimeout: .milliseconds(500))
+        redis.connectTimeout = .milliseconds(500)
+        redis.reconnectBackoff = .milliseconds(20)
+        redis.maximumReconnectBackoff = .milliseconds(100)
+        configuration.redis = redis
+        configuration.hmacSecret = testSecret
+        configuration.adminKeys = [APIKey(name: "ops", secret: "admin-secret", role: .admin)]
+        configure(&configuration)
+        let app = try await buildApplication(configuration: configuration, logger: Logger(label: "test"))
+        try await withRedisClient(server.configuration()) { inspector in
+            try await app.test(.live) { client in
+                try await waitUntilReady(client)
+                try await body(client, inspector, server)
+            }
+        }
+    }
+}
+
+func waitUntilReady(_ client: some TestClientProtocol) async throws {
+    for _ in 0..<200 {
+        if try await client.execute(uri: "/readyz", method: .get, body: nil, testCallback: { $0.status == .ok }) { return }
+        try await Task.sleep(for: .milliseconds(25))
+    }
+    Issue.record("/readyz never answered 200")
+}
+
+/// A response as status, headers and parsed JSON.
+struct Reply {
+    var status: HTTPResponse.Status
+    var headers: HTTPFields
+    var text: String
+    var json: [String: JSONValue] {
+        guard case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else { return [:] }
+        return object
+    }
+    var error: String? {
+        if case .string(let code)? = json["error"] { return code }
+        return nil
+    }
+}
+
+extension TestClientProtocol {
+    func call(
+        _ method: HTTPRequest.Method, _ uri: String, json: String? = nil, key: String? = nil,
+        contentType: String = "application/json", body: String? = nil, headers extra: HTTPFields = [:]
+    ) async throws -> Reply {
+        var headers = extra
+        if let key { headers[.authorization] = "Bearer \(key)" }
+        let payload = json ?? body
+        if payload != nil { headers[.contentType] = contentType }
+        return try await execute(
+            uri: uri, method: method, headers: headers, body: payload.map { ByteBuffer(string: $0) }
+        ) { response in
+            Reply(status: response.status, headers: response.headers, text: String(buffer: response.body))
+        }
+    }
+}
+
+/// Compact JWS tokens signed the way issuers sign them, with nothing of the server's code.
+enum Mint {
+    static func b64(_ bytes: some Sequence<UInt8>) -> String { Base64URL.encode(bytes) }
+
+    static func token(header: String, payload: String, sign: (Data) throws -> [UInt8]) rethrows -> String {
+        let input = b64(Array(header.utf8)) + "." + b64(Array(payload.utf8))
+        return input + "." + b64(try sign(Data(input.utf8)))
+    }
+
+    static func hmac(_ alg: String = "HS256", secret: String = testSecret, payload: String, kid: String? = nil) -> String {
+        let header = kid.map { #"{"alg":"\#(alg)","typ":"JWT","kid":"\#($0)"}"# } ?? #"{"alg":"\#(alg)","typ":"JWT"}"#
+        let key = SymmetricKey(data: Array(secret.utf8))
+        return token(header: header, payload: payload) { input in
+            switch alg {
+            case "HS384": Array(HMAC<SHA384>.authenticationCode(for: input, using: key))
+            case "HS512": Array(HMAC<SHA512>.authenticationCode(for: input, using: key))
+            default: Array(HMAC<SHA256>.authenticationCode(for: input, using: key))
+            }
+        }
+    }
+
+    static func es256(_ key: P256.Signing.PrivateKey, payload: String, kid: String? = nil, alg: String = "ES256") throws -> String {
+        let header = kid.map { #"{"alg":"\#(alg)","kid":"\#($0)"}"# } ?? #"{"alg":"\#(alg)"}"#
+        return try token(header: header, payload: payload) { Array(try key.signature(for: $0).rawRepresentation) }
+    }
+
+    static func eddsa(_ key: Curve25519.Signing.PrivateKey, payload: String, kid: String) throws -> String {
+        try token(header: #"{"alg":"EdDSA","kid":"\#(kid)"}"#, payload: payload) { Array(try key.signature(for: $0)) }
+    }
+
+    /// A payload with a fresh `exp` and `iat`.
+    static func claims(jti: String? = "j-\(UUID().uuidString)", lifetime: Int = 600, extra: String = "") -> String {
+        let now = Int(Date().timeIntervalSince1970)
+        var fields = [#""iat":\#(now - 5)"#, #""exp":\#(now + lifetime)"#]
+        if let jti { fields.append(#""jti":"\#(jti)""#) }
+        if !extra.isEmpty { fields.append(extra) }
+        return "{" + fields.joined(separator: ",") + "}"
+    }
+}
