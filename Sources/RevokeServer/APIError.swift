@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Logging
+import Metrics
 import Hummingbird
 import NIOCore
 import Redis
@@ -60,6 +61,9 @@ public struct APIError: HTTPResponseError, Sendable {
 /// Turns every error that leaves a route into the contract's JSON error body: the router's
 /// own 404 and 405, and anything unexpected (logged, answered as a 500 without details).
 struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// Counts Redis failures.
+    let storeErrors: Counter
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
@@ -70,6 +74,7 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as ValidationError {
             throw APIError.invalidRequest(error.message)
         } catch let error as RedisError {
+            storeErrors.increment()
             context.logger.warning("store unavailable", metadata: ["redis.error": "\(error.code)", "redis.message": "\(error.message)"])
             throw APIError.storeUnavailable()
         } catch let error as HTTPError {

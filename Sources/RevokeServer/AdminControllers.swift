@@ -1,10 +1,13 @@
 import Hummingbird
+import Metrics
 import RevokeCore
 import RevokeStore
 
 /// Revocations and cutoffs: read with the verifier role, changed with the admin role; the audit.
 struct RecordsController: Sendable {
     let store: RevocationStore
+    let revocations: Counter
+    let cutoffs: Counter
 
     func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
         let read = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .verifier))
@@ -38,7 +41,9 @@ struct RecordsController: Sendable {
             }
             let reason = try Self.reason(body)
             switch try await store.revoke(jti: jti, expiresAt: expiresAt, reason: reason, actor: context.actor) {
-            case .revoked(let record): return try jsonResponse(record, status: .created)
+            case .revoked(let record):
+                revocations.increment()
+                return try jsonResponse(record, status: .created)
             case .alreadyExpired: return try jsonResponse(NotStored(), status: .ok)
             }
         }
@@ -70,7 +75,9 @@ struct RecordsController: Sendable {
             default: throw APIError.invalidRequest("before must be a Unix time in seconds")
             }
             switch try await store.setCutoff(claim: claim, value: value, before: before, reason: try Self.reason(body), actor: context.actor) {
-            case .stored(let record): return try jsonResponse(record, status: .created)
+            case .stored(let record):
+                cutoffs.increment()
+                return try jsonResponse(record, status: .created)
             case .unchanged(let record): return try jsonResponse(record, status: .ok)
             }
         }

@@ -41,12 +41,16 @@ public func buildApplication(
     }
     let keyring = APIKeyring(admin: configuration.adminKeys, verifier: configuration.verifierKeys)
 
+    let metrics = ServerMetrics()
     let router = Router(context: RevokeRequestContext.self)
-    router.add(middleware: APIErrorMiddleware())
+    // Metrics outside the error middleware, so they see the status every error becomes.
+    router.add(middleware: MetricsMiddleware(metrics: metrics))
+    router.add(middleware: APIErrorMiddleware(storeErrors: metrics.storeErrors))
+    metrics.addRoutes(to: router)
     HealthController(redis: redis).addRoutes(to: router)
-    LogoutController(store: store, verifier: verifier).addRoutes(to: router)
-    CheckController(store: store).addRoutes(to: router, keyring: keyring)
-    RecordsController(store: store).addRoutes(to: router, keyring: keyring)
+    LogoutController(store: store, verifier: verifier, revocations: metrics.logoutRevocations).addRoutes(to: router)
+    CheckController(store: store, checks: metrics.checks).addRoutes(to: router, keyring: keyring)
+    RecordsController(store: store, revocations: metrics.adminRevocations, cutoffs: metrics.cutoffs).addRoutes(to: router, keyring: keyring)
 
     return Application(
         router: router,

@@ -1,17 +1,21 @@
 import Hummingbird
+import Metrics
 import RevokeCore
 import RevokeStore
 
 /// `POST /v1/check` and `POST /v1/check/batch` (role verifier).
 struct CheckController: Sendable {
     let store: RevocationStore
+    let checks: Counter
 
     func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
         let group = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .verifier))
         group.post("/v1/check") { request, context -> Response in
             var request = request
             let query = try Self.query(from: try await request.jsonObject(context: context), cutoffClaims: store.cutoffClaims)
-            return try jsonResponse(CheckAnswer(try await store.check(query)))
+            let verdict = try await store.check(query)
+            checks.increment()
+            return try jsonResponse(CheckAnswer(verdict))
         }
         group.post("/v1/check/batch") { request, context -> Response in
             var request = request
@@ -33,6 +37,7 @@ struct CheckController: Sendable {
             }
             let queries = parsed.compactMap { try? $0.get() }
             var verdicts = try await store.check(queries).makeIterator()
+            checks.increment(by: queries.count)
             let results: [BatchEntry] = parsed.map { result in
                 switch result {
                 case .success: .answer(CheckAnswer(verdicts.next()!))

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Metrics
 import NIOCore
 import RevokeCore
 import RevokeStore
@@ -9,6 +10,7 @@ import RevokeStore
 struct LogoutController: Sendable {
     let store: RevocationStore
     let verifier: TokenVerifier
+    let revocations: Counter
 
     func addRoutes(to router: Router<RevokeRequestContext>) {
         router.post("/v1/revoke") { request, context -> Response in
@@ -92,7 +94,9 @@ struct LogoutController: Sendable {
         }
         let jti = claims.jti!  // the verifier refuses tokens without one
         switch try await store.revoke(jti: jti, expiresAt: claims.expiresAtSeconds) {
-        case .revoked(let record): return .revoked(Revoked(jti: jti, expiresAt: record.expiresAt))
+        case .revoked(let record):
+            revocations.increment()
+            return .revoked(Revoked(jti: jti, expiresAt: record.expiresAt))
         case .alreadyExpired: return .expired
         }
     }

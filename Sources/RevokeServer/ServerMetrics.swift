@@ -1,0 +1,74 @@
+import CoreMetrics
+import Hummingbird
+import Metrics
+import NIOCore
+import Prometheus
+
+/// The metrics of one `revoked` instance, kept in its own Prometheus registry (no global
+/// bootstrap, so several instances in one process, as in tests, never share counters).
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    /// Redis failures answered with 503.
+    let storeErrors: CoreMetrics.Counter
+    /// Revocations by logout flows.
+    let logoutRevocations: CoreMetrics.Counter
+    /// Revocations by incident responders.
+    let adminRevocations: CoreMetrics.Counter
+    /// Cutoffs created or moved forward.
+    let cutoffs: CoreMetrics.Counter
+    /// Checks answered, single or in batches.
+    let checks: CoreMetrics.Counter
+
+    init() {
+        factory = PrometheusMetricsFactory(registry: registry)
+        storeErrors = CoreMetrics.Counter(label: "revoke_store_errors_total", factory: factory)
+        logoutRevocations = CoreMetrics.Counter(label: "revoke_revocations_total", dimensions: [("source", "logout")], factory: factory)
+        adminRevocations = CoreMetrics.Counter(label: "revoke_revocations_total", dimensions: [("source", "admin")], factory: factory)
+        cutoffs = CoreMetrics.Counter(label: "revoke_cutoffs_total", factory: factory)
+        checks = CoreMetrics.Counter(label: "revoke_checks_total", factory: factory)
+    }
+
+    /// Counts a request and records its latency, by method, route template and status.
+    func request(method: String, route: String, status: Int, duration: Duration) {
+        CoreMetrics.Counter(
+            label: "revoke_http_requests_total", dimensions: [("method", method), ("route", route), ("status", String(status))],
+            factory: factory
+        ).increment()
+        CoreMetrics.Timer(label: "revoke_http_request_duration_seconds", dimensions: [("method", method), ("route", route)], factory: factory)
+            .record(duration: duration)
+    }
+
+    func addRoutes(to router: Router<RevokeRequestContext>) {
+        router.get("/metrics") { _, _ -> Response in
+            var buffer: [UInt8] = []
+            self.registry.emit(into: &buffer)
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+        }
+    }
+}
+
+/// Records every request in ``ServerMetrics``; the route is the template (`/v1/cutoffs/{claim}/{value}`),
+/// never the path, so `jti`s never become label values.
+struct MetricsMiddleware: RouterMiddleware {
+    typealias Context = RevokeRequestContext
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        do {
+            let response = try await next(request, context)
+            metrics.request(
+                method: request.method.rawValue, route: context.endpointPath ?? "unmatched", status: response.status.code,
+                duration: ContinuousClock.now - started)
+            return response
+        } catch let error as any HTTPResponseError {
+            metrics.request(
+                method: request.method.rawValue, route: context.endpointPath ?? "unmatched", status: error.status.code,
+                duration: ContinuousClock.now - started)
+            throw error
+        }
+    }
+}
