@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -8,62 +9,28 @@ import RevokeServer
 import Testing
 
 @Suite struct HealthTests {
-    private func configuration(_ server: RedisServerProcess) -> ServerConfiguration {
-        var configuration = ServerConfiguration()
-        configuration.port = 0
-        var redis = server.configuration(commandTimeout: .milliseconds(300))
-        redis.connectTimeout = .milliseconds(300)
-        redis.reconnectBackoff = .milliseconds(20)
-        redis.maximumReconnectBackoff = .milliseconds(100)
-        configuration.redis = redis
-        return configuration
-    }
-
     @Test func readyOnlyWhileRedisAnswers() async throws {
-        try await withRedisServer { server in
-            let app = try await buildApplication(configuration: configuration(server), logger: Logger(label: "test"))
-            try await app.test(.live) { client in
-                try await waitUntilReady(client)
-                try await client.execute(uri: "/healthz", method: .get) { response in
-                    #expect(response.status == .ok)
-                }
-                server.pause()
-                try await client.execute(uri: "/readyz", method: .get) { response in
-                    #expect(response.status == .serviceUnavailable)
-                    #expect(response.headers[.retryAfter] == "1")
-                    let body = try JSONDecoder().decode([String: String].self, from: Data(String(buffer: response.body).utf8))
-                    #expect(body["error"] == "store_unavailable")
-                }
-                // The process is still alive while Redis is away.
-                try await client.execute(uri: "/healthz", method: .get) { response in
-                    #expect(response.status == .ok)
-                }
-                server.resume()
-                try await waitUntilReady(client)
-            }
+        try await withRevoked { (client, _, server) async throws in
+            #expect(try await client.call(.get, "/healthz").status == .ok)
+            server.pause()
+            let notReady = try await client.call(.get, "/readyz")
+            #expect(notReady.status == .serviceUnavailable)
+            #expect(notReady.headers[.retryAfter] == "1")
+            #expect(notReady.error == "store_unavailable")
+            // The process is still alive while Redis is away.
+            #expect(try await client.call(.get, "/healthz").status == .ok)
+            server.resume()
+            try await waitUntilReady(client)
         }
     }
 
     @Test func unknownPathsGetTheJSONErrorBody() async throws {
-        try await withRedisServer { server in
-            let app = try await buildApplication(configuration: configuration(server), logger: Logger(label: "test"))
-            try await app.test(.live) { client in
-                try await client.execute(uri: "/v0/nothing%20here", method: .get) { response in
-                    #expect(response.status == .notFound)
-                    #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
-                    #expect(String(buffer: response.body) == #"{"error":"not_found","message":"no such resource"}"#)
-                }
-            }
+        try await withRevoked { (client, _, _) async throws in
+            let reply = try await client.call(.get, "/v0/nothing%20here")
+            #expect(reply.status == .notFound)
+            #expect(reply.headers[.contentType]?.hasPrefix("application/json") == true)
+            #expect(reply.text == #"{"error":"not_found","message":"no such resource"}"#)
         }
-    }
-
-    private func waitUntilReady(_ client: some TestClientProtocol) async throws {
-        for _ in 0..<200 {
-            let ready = try await client.execute(uri: "/readyz", method: .get) { $0.status == .ok }
-            if ready { return }
-            try await Task.sleep(for: .milliseconds(25))
-        }
-        Issue.record("/readyz never answered 200")
     }
 }
 
