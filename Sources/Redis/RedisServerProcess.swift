@@ -297,7 +297,8 @@ public final class RedisServerProcess: Sendable {
         return nil
     }
 
-    private static func randomPassword() -> String {
+    /// 32 random hex digits from the system's secure generator.
+    public static func randomPassword() -> String {
         var generator = SystemRandomNumberGenerator()
         return (0..<32).map { _ in String(UInt8.random(in: 0...15, using: &generator), radix: 16) }.joined()
     }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import RevokeCore
 
 /// An API key: a name (shown in the audit trail and logs) and a secret (never shown).
 public struct APIKey: Sendable, Equatable {
@@ -25,9 +26,7 @@ public struct APIKey: Sendable, Equatable {
     public static func generatedAdmin() -> APIKey {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<24).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let secret = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-        return APIKey(name: "generated-admin", secret: secret, role: .admin)
+        return APIKey(name: "generated-admin", secret: Base64URL.encode(bytes), role: .admin)
     }
 }
 

@@ -16,10 +16,9 @@ public final class EmbeddedRedis: Service {
     ///   - directory: The data directory (`./.revoke-data` by default).
     ///   - logger: Starts, exits and restarts are logged.
     public init(directory: String, logger: Logger) throws {
-        var generator = SystemRandomNumberGenerator()
-        let password = (0..<32).map { _ in String(UInt8.random(in: 0...15, using: &generator), radix: 16) }.joined()
         self.options = RedisServerProcess.Options(
-            directory: directory, port: try RedisServerProcess.freeLoopbackPort(), appendOnly: true, password: password)
+            directory: directory, port: try RedisServerProcess.freeLoopbackPort(), appendOnly: true,
+            password: RedisServerProcess.randomPassword())
         self.logger = logger
     }
 
