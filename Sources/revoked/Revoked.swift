@@ -105,7 +105,10 @@ struct Revoked: AsyncParsableCommand {
             // Embedded mode is for trying Revoke out: make the admin endpoints usable at once.
             let key = APIKey.generatedAdmin()
             configuration.adminKeys = [key]
-            print("revoked: no REVOKE_ADMIN_KEYS set; admin key for this run: \(key.secret) (name \(key.name))")
+            // To stderr, which is unbuffered: on stdout a pipe (a supervisor, a container log)
+            // would hold the line back until exit.
+            FileHandle.standardError.write(
+                Data("revoked: no REVOKE_ADMIN_KEYS set; admin key for this run: \(key.secret) (name \(key.name))\n".utf8))
         }
         let app: any ApplicationProtocol
         do {
