@@ -88,7 +88,7 @@ public final class RedisServerProcess: Sendable {
         let directory = URL(fileURLWithPath: options.directory, isDirectory: true).standardizedFileURL.path
         options.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try stopLeftover(in: directory)
+        try await stopLeftover(in: directory)
 
         let configPath = directory + "/redis.conf"
         let config = """
@@ -252,7 +252,7 @@ public final class RedisServerProcess: Sendable {
 
     /// Stops a `redis-server` left running on this directory by an earlier owner that died
     /// without stopping it, so that two servers never write the same append-only file.
-    private static func stopLeftover(in directory: String) throws {
+    private static func stopLeftover(in directory: String) async throws {
         let pidPath = directory + "/redis.pid"
         guard let text = try? String(contentsOfFile: pidPath, encoding: .utf8),
             let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0
@@ -264,7 +264,7 @@ public final class RedisServerProcess: Sendable {
         }
         _ = Foundation.kill(pid, SIGTERM)
         for _ in 0..<200 where Foundation.kill(pid, 0) == 0 {
-            usleep(25_000)
+            try await Task.sleep(for: .milliseconds(25))
         }
         if Foundation.kill(pid, 0) == 0 {
             throw StartError(description: "an earlier redis-server (pid \(pid)) still runs on \(directory)")

@@ -24,9 +24,7 @@ struct LogoutController: Sendable {
                 return try await answer(for: String(token))
             }
             try request.requireMediaType("application/json")
-            guard case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView)) else {
-                throw APIError.invalidRequest("the body must be a JSON object")
-            }
+            let object = try Request.jsonObject(from: body)
             if let tokens = object["tokens"] {
                 guard case .array(let list) = tokens else { throw APIError.invalidRequest("tokens must be an array of strings") }
                 guard !list.isEmpty else { throw APIError.invalidRequest("tokens is empty") }

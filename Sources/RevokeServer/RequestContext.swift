@@ -24,7 +24,12 @@ extension Request {
     ///   64 KiB, 400 when it is not a JSON object.
     mutating func jsonObject(context: RevokeRequestContext) async throws -> [String: JSONValue] {
         try requireMediaType("application/json")
-        let body = try await collectBody(upTo: context.maxUploadSize)
+        return try Self.jsonObject(from: try await collectBody(upTo: context.maxUploadSize))
+    }
+
+    /// Parses a body already read as a JSON object.
+    /// - Throws: 400 when it is not valid JSON or not an object.
+    static func jsonObject(from body: ByteBuffer) throws -> [String: JSONValue] {
         let value: JSONValue
         do {
             value = try JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView))

@@ -74,9 +74,8 @@ public final class TokenVerifier: Sendable {
         self.audience = audience
     }
 
-    /// Verifies a compact JWS and returns its claims.
-    /// - Parameter now: Unused for validity (an expired token is still answered, as expired),
-    ///   kept out of jwt-kit so time is the caller's.
+    /// Verifies a compact JWS and returns its claims. Expiry is not judged here: an expired
+    /// token that verifies is answered as expired by the caller, not refused as invalid.
     public func verify(_ token: String) async throws(Failure) -> TokenClaims {
         let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard parts.count == 3, let headerBytes = Base64URL.decode(parts[0]),
