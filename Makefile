@@ -5,9 +5,11 @@ SWIFT ?= swift
 # Build configuration of `make run` (release: the service as it would be deployed).
 CONFIGURATION ?= release
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := libhiredis-dev redis-server redis-tools pkg-config
+# The tests' Python tools (PyJWT for the interop test) live in their own virtual environment.
+PYENV := .build/pyenv
+PYTHON := $(abspath $(PYENV))/bin/python
 
-.PHONY: deps run test bench build clean
+.PHONY: deps pydeps run test bench build clean
 
 # Installs the system packages revoked and its tests need, only when one is missing.
 deps:
@@ -15,11 +17,19 @@ deps:
 	pkg-config --exists hiredis 2>/dev/null || missing="$$missing libhiredis-dev pkg-config"; \
 	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
 	command -v redis-benchmark >/dev/null 2>&1 || missing="$$missing redis-tools"; \
+	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
+	python3 -c 'import ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+# Creates $(PYENV) with Tests/interop/requirements.txt, only when something is missing.
+pydeps: deps
+	@$(PYTHON) -c 'import jwt, cryptography' >/dev/null 2>&1 || { \
+		python3 -m venv $(PYENV) && \
+		$(PYTHON) -m pip install -q --disable-pip-version-check -r Tests/interop/requirements.txt; }
 
 build: deps
 	$(SWIFT) build -c $(CONFIGURATION) --product revoked
@@ -29,9 +39,9 @@ build: deps
 run: build
 	$(SWIFT) run -c $(CONFIGURATION) --skip-build revoked
 
-test: deps
+test: deps pydeps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	REVOKE_TEST_PYTHON=$(PYTHON) $(SWIFT) test --skip-build
 
 bench: deps
 	$(SWIFT) build -c release --product RedisBenchmark

@@ -31,7 +31,8 @@ public struct TokenClaims: Sendable, Equatable {
 
     /// Reads the payload of a compact JWS (`header.payload.signature`).
     /// - Throws: ``ValidationError`` when the token is not three base64url parts or the
-    ///   payload is not a JSON object, or a standard claim has the wrong type.
+    ///   payload is not a JSON object, or a registered claim (`jti`, `iss`, `sub`, `aud`,
+    ///   `exp`, `nbf`, `iat`) has the wrong type.
     public init(compactJWS token: String) throws(ValidationError) {
         let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else {
@@ -70,6 +71,19 @@ public struct TokenClaims: Sendable, Equatable {
         }
         issuedAt = try Self.number(claims["iat"], name: "iat")
         expiresAt = try Self.number(claims["exp"], name: "exp")
+        _ = try Self.number(claims["nbf"], name: "nbf")
+        // RFC 7519 section 4.1: `iss` and `sub` are strings, `aud` a string or an array of them.
+        for name in ["iss", "sub"] {
+            switch claims[name] {
+            case nil, .string?: break
+            default: throw ValidationError("\(name) must be a string")
+            }
+        }
+        switch claims["aud"] {
+        case nil, .string?: break
+        case .array(let values)? where values.allSatisfy({ if case .string = $0 { true } else { false } }): break
+        default: throw ValidationError("aud must be a string or an array of strings")
+        }
     }
 
     private static func number(_ value: JSONValue?, name: String) throws(ValidationError) -> Double? {

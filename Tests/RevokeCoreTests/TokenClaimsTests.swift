@@ -19,6 +19,11 @@ import Testing
         #expect(query.claims == ["sub": "alice", "sid": "s-1"])
     }
 
+    @Test func acceptsAnAudienceArrayOfStrings() throws {
+        let claims = try TokenClaims(compactJWS: token(#"{"aud":["a","b"],"iss":"i","sub":"s","nbf":1}"#))
+        #expect(claims.strings == ["iss": "i", "sub": "s"])
+    }
+
     @Test func missingClaimsAreNil() throws {
         let claims = try TokenClaims(compactJWS: token("{}"))
         #expect(claims.jti == nil && claims.issuedAt == nil && claims.expiresAt == nil)
@@ -33,6 +38,7 @@ import Testing
 
     @Test(arguments: [
         "[1,2]", "\"text\"", "{", #"{"jti":5}"#, #"{"exp":"soon"}"#, #"{"iat":true}"#, #"{"exp":[1]}"#,
+        #"{"nbf":"later"}"#, #"{"sub":{"id":1}}"#, #"{"iss":7}"#, #"{"aud":["a",1]}"#, #"{"aud":{}}"#,
     ])
     func refusesPayloadsWithTheWrongShape(_ payload: String) {
         #expect(throws: ValidationError.self) { try TokenClaims(compactJWS: token(payload)) }
