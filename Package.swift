@@ -32,12 +32,18 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"]), .brew(["hiredis"])]
         ),
+        // Processes this program starts and owns (posix_spawn, clean signal mask, reaped by pid).
+        .target(
+            name: "ChildProcess",
+            swiftSettings: swiftSettings
+        ),
         // Redis over SwiftNIO with hiredis' reply reader: connections, automatic
         // pipelining, reconnection, scripts, streams. Knows nothing of JWTs.
         .target(
             name: "Redis",
             dependencies: [
                 "CHiredis",
+                "ChildProcess",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -107,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "RevokeServerTests",
             dependencies: [
-                "RevokeServer", "RedisTestSupport", "Redis", "RevokeCore",
+                "RevokeServer", "RedisTestSupport", "Redis", "RevokeCore", "ChildProcess",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

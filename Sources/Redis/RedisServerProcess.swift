@@ -3,8 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import ChildProcess
 import Foundation
-import Synchronization
 
 /// A `redis-server` process this program started and owns: the embedded store of `revoked`
 /// and the private server of every test that needs Redis.
@@ -46,16 +46,12 @@ public final class RedisServerProcess: Sendable {
 
     /// The options it was started with, with the port and password filled in.
     public let options: Options
+    /// The process.
+    public let process: ChildProcess
     /// The process id.
-    public var pid: Int32 { pidBox.withLock { $0 } }
+    public var pid: Int32 { process.pid }
     /// The port it listens on, on 127.0.0.1.
     public var port: Int { options.port! }
-    private let exitStatus = Mutex<ExitState>(.running([]))
-
-    private enum ExitState {
-        case running([CheckedContinuation<Int32, Never>])
-        case exited(Int32)
-    }
 
     /// A configuration that reaches this server.
     public func configuration(commandTimeout: Duration = .seconds(1)) -> RedisConfiguration {
@@ -66,7 +62,7 @@ public final class RedisServerProcess: Sendable {
     /// - Throws: ``StartError`` when the executable is missing, or the server exits or does
     ///   not answer within `timeout`, with the tail of its log.
     public static func start(_ options: Options, timeout: Duration = .seconds(10)) async throws -> RedisServerProcess {
-        guard let executable = findExecutable(options.executable) else {
+        guard let executable = ChildProcess.findExecutable(options.executable) else {
             throw StartError(description: "\(options.executable) was not found on PATH (install Debian's redis-server)")
         }
         var lastError: (any Error)?
@@ -110,18 +106,13 @@ public final class RedisServerProcess: Sendable {
             throw StartError(description: "could not write \(configPath)")
         }
 
-        let server = RedisServerProcess(options: options)
-        let pid = try spawn(executable, arguments: [configPath])
-        server.pidBox.withLock { $0 = pid }
-        // A thread of its own waits for the child: waitpid blocks, so it must not run on the
-        // cooperative pool or an event loop.
-        let reaper = Thread {
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-            server.exited(with: status)
+        let process: ChildProcess
+        do {
+            process = try ChildProcess.spawn(executable, arguments: [configPath])
+        } catch {
+            throw StartError(description: "\(error)")
         }
-        reaper.name = "redis-server reaper"
-        reaper.start()
+        let server = RedisServerProcess(options: options, process: process)
 
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
@@ -141,106 +132,29 @@ public final class RedisServerProcess: Sendable {
         }
     }
 
-    private let pidBox = Mutex<Int32>(0)
-
-    private init(options: Options) {
+    private init(options: Options, process: ChildProcess) {
         self.options = options
-    }
-
-    /// Starts the executable with a clean signal mask and default signal dispositions (the
-    /// caller's threads may block SIGTERM, and a child would inherit that), in a process group
-    /// of its own (a Ctrl-C on the terminal reaches its owner, which stops it in order), with
-    /// standard streams on /dev/null (Redis logs to its own file).
-    private static func spawn(_ executable: String, arguments: [String]) throws -> pid_t {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-
-        var files = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&files)
-        defer { posix_spawn_file_actions_destroy(&files) }
-        posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&files, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&files, 2, "/dev/null", O_WRONLY, 0)
-
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &files, &attributes, argv, environ)
-        guard result == 0 else {
-            throw StartError(description: "could not start \(executable): \(String(cString: strerror(result)))")
-        }
-        return pid
-    }
-
-    private func exited(with status: Int32) {
-        let waiters = exitStatus.withLock { state -> [CheckedContinuation<Int32, Never>] in
-            defer { state = .exited(status) }
-            if case .running(let waiters) = state { return waiters }
-            return []
-        }
-        for waiter in waiters { waiter.resume(returning: status) }
+        self.process = process
     }
 
     /// Whether the process has exited.
-    public var hasExited: Bool {
-        exitStatus.withLock { state in
-            if case .exited = state { return true }
-            return false
-        }
-    }
+    public var hasExited: Bool { process.hasExited }
 
     /// Waits for the process to exit and returns its status.
     @discardableResult
-    public func waitUntilExit() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            let status = exitStatus.withLock { state -> Int32? in
-                switch state {
-                case .exited(let status): return status
-                case .running(var waiters):
-                    waiters.append(continuation)
-                    state = .running(waiters)
-                    return nil
-                }
-            }
-            if let status { continuation.resume(returning: status) }
-        }
-    }
+    public func waitUntilExit() async -> Int32 { await process.waitUntilExit() }
 
     /// Asks Redis to shut down (SIGTERM: it flushes the append-only file) and waits.
-    public func stop() async {
-        signal(SIGCONT)
-        signal(SIGTERM)
-        await waitUntilExit()
-    }
+    public func stop() async { await process.terminate() }
 
     /// Kills the process at once (SIGKILL), as a crash would, and waits.
-    public func kill() async {
-        signal(SIGKILL)
-        await waitUntilExit()
-    }
+    public func kill() async { await process.kill() }
 
     /// Freezes the process (SIGSTOP): connections stay open and nothing answers.
-    public func pause() { signal(SIGSTOP) }
+    public func pause() { process.signal(SIGSTOP) }
 
     /// Thaws a paused process (SIGCONT).
-    public func resume() { signal(SIGCONT) }
-
-    private func signal(_ signal: Int32) {
-        let pid = self.pid
-        guard pid > 0, !hasExited else { return }
-        _ = Foundation.kill(pid, signal)
-    }
+    public func resume() { process.signal(SIGCONT) }
 
     /// The last lines of the server's log, for error messages.
     public func logTail(lines: Int = 5) -> String {
@@ -284,17 +198,6 @@ public final class RedisServerProcess: Sendable {
             }
         }
         return result + "\""
-    }
-
-    private static func findExecutable(_ name: String) -> String? {
-        if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) ? name : nil }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        let directories = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/usr/local/sbin"]
-        for directory in directories {
-            let candidate = "\(directory)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return nil
     }
 
     /// 32 random hex digits from the system's secure generator.

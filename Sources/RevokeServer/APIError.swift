@@ -108,3 +108,13 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 }
+
+extension Logger.MetadataValue {
+    /// A client-supplied string (a `jti`, a cutoff value, a reason) for a log line: as it is,
+    /// unless it holds a control character, which could forge a line of its own; then quoted
+    /// and escaped.
+    static func client(_ text: String) -> Logger.MetadataValue {
+        let plain = text.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value != 0x7F && !(0x80..<0xA0).contains($0.value) && $0 != "\u{2028}" && $0 != "\u{2029}" }
+        return .string(plain ? text : text.debugDescription)
+    }
+}

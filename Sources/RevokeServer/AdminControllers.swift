@@ -1,4 +1,5 @@
 import Hummingbird
+import Logging
 import Metrics
 import RevokeCore
 import RevokeStore
@@ -24,6 +25,7 @@ struct RecordsController: Sendable {
             guard try await store.unrevoke(jti: jti, reason: reason, actor: context.actor) else {
                 throw APIError.notFound("\(jti.debugDescription) is not revoked")
             }
+            Self.logAction("unrevoke", target: jti, reason: reason, context: context)
             return Response(status: .noContent)
         }
         admin.post("/v1/revocations") { request, context -> Response in
@@ -43,6 +45,7 @@ struct RecordsController: Sendable {
             switch try await store.revoke(jti: jti, expiresAt: expiresAt, reason: reason, actor: context.actor) {
             case .revoked(let record):
                 revocations.increment()
+                Self.logAction("revoke", target: jti, reason: reason, context: context)
                 return try jsonResponse(record, status: .created)
             case .alreadyExpired: return try jsonResponse(NotStored(), status: .ok)
             }
@@ -61,6 +64,7 @@ struct RecordsController: Sendable {
             guard try await store.deleteCutoff(claim: claim, value: value, reason: reason, actor: context.actor) else {
                 throw APIError.notFound("no cutoff for \(claim) \(value.debugDescription)")
             }
+            Self.logAction("uncutoff", target: "\(claim):\(value)", reason: reason, context: context)
             return Response(status: .noContent)
         }
         admin.post("/v1/cutoffs") { request, context -> Response in
@@ -74,9 +78,11 @@ struct RecordsController: Sendable {
             case .number(let number)? where number.isFinite && abs(number) < 9.2e18: before = Int64(number.rounded(.down))
             default: throw APIError.invalidRequest("before must be a Unix time in seconds")
             }
-            switch try await store.setCutoff(claim: claim, value: value, before: before, reason: try Self.reason(body), actor: context.actor) {
+            let reason = try Self.reason(body)
+            switch try await store.setCutoff(claim: claim, value: value, before: before, reason: reason, actor: context.actor) {
             case .stored(let record):
                 cutoffs.increment()
+                Self.logAction("cutoff", target: "\(claim):\(value)", reason: reason, context: context)
                 return try jsonResponse(record, status: .created)
             case .unchanged(let record): return try jsonResponse(record, status: .ok)
             }
@@ -98,6 +104,14 @@ struct RecordsController: Sendable {
         refuseOtherMethods(router, "/v1/cutoffs", allowed: [.post])
         refuseOtherMethods(router, "/v1/cutoffs/:claim/:value", allowed: [.get, .delete])
         refuseOtherMethods(router, "/v1/audit", allowed: [.get])
+    }
+
+    /// Admin actions are logged at `info` (the audit list in Redis is the record; the log lets
+    /// an operator follow an incident as it happens).
+    private static func logAction(_ action: String, target: String, reason: String?, context: RevokeRequestContext) {
+        context.logger.info(
+            "admin action",
+            metadata: ["action": "\(action)", "target": .client(target), "actor": .client(context.actor ?? "-"), "reason": .client(reason ?? "")])
     }
 
     private static func reason(_ body: [String: JSONValue]) throws -> String? {

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Logging
 import Metrics
 import NIOCore
 import RevokeCore
@@ -21,7 +22,7 @@ struct LogoutController: Sendable {
                 guard let token = AuthorizationMiddleware.bearer(request) else {
                     throw APIError.invalidRequest("send {\"token\": \"<jwt>\"}, {\"tokens\": [...]}, or an empty body with Authorization: Bearer <jwt>")
                 }
-                return try await answer(for: String(token))
+                return try await answer(for: String(token), logger: context.logger)
             }
             try request.requireMediaType("application/json")
             let object = try Request.jsonObject(from: body)
@@ -38,7 +39,7 @@ struct LogoutController: Sendable {
                         continue
                     }
                     do {
-                        results.append(try await revoke(token))
+                        results.append(try await revoke(token, logger: context.logger))
                     } catch let error as APIError where error.status != .serviceUnavailable {
                         results.append(.error(error))
                     }
@@ -48,7 +49,7 @@ struct LogoutController: Sendable {
             guard case .string(let token)? = object["token"] else {
                 throw APIError.invalidRequest("token must be a string (or send tokens: [...])")
             }
-            return try await answer(for: token)
+            return try await answer(for: token, logger: context.logger)
         }
         refuseOtherMethods(router, "/v1/revoke", allowed: [.post])
 
@@ -61,7 +62,7 @@ struct LogoutController: Sendable {
                 throw APIError.invalidRequest("the form needs a token")
             }
             do {
-                _ = try await revoke(token)
+                _ = try await revoke(token, logger: context.logger)
             } catch let error as APIError where error.status != .serviceUnavailable {
                 // RFC 7009 section 2.2: an invalid token is answered 200 as well.
             }
@@ -70,21 +71,23 @@ struct LogoutController: Sendable {
         refuseOtherMethods(router, "/oauth2/revoke", allowed: [.post])
     }
 
-    private func answer(for token: String) async throws -> Response {
+    private func answer(for token: String, logger: Logger) async throws -> Response {
         guard !token.isEmpty else { throw APIError.invalidRequest("token is empty") }
-        switch try await revoke(token) {
+        switch try await revoke(token, logger: logger) {
         case .revoked(let body): return try jsonResponse(body)
         case .expired: return try jsonResponse(NotStored())
         case .error(let error): throw error
         }
     }
 
-    /// Verifies and revokes one token.
-    private func revoke(_ token: String) async throws -> LogoutResult {
+    /// Verifies and revokes one token. The log names the `jti`, or why the token was refused
+    /// (never the token).
+    private func revoke(_ token: String, logger: Logger) async throws -> LogoutResult {
         let claims: TokenClaims
         do {
             claims = try await verifier.verify(token)
         } catch {
+            logger.debug("token refused", metadata: ["reason": "\(error.message)"])
             switch error {
             case .invalidToken(let message): throw APIError(.unauthorized, code: "invalid_token", message: message)
             case .invalidRequest(let message): throw APIError.invalidRequest(message)
@@ -94,8 +97,11 @@ struct LogoutController: Sendable {
         switch try await store.revoke(jti: jti, expiresAt: claims.expiresAtSeconds) {
         case .revoked(let record):
             revocations.increment()
+            logger.debug("revoked", metadata: ["jti": .client(jti), "source": "logout", "expires_at": "\(record.expiresAt.map(String.init) ?? "never")"])
             return .revoked(Revoked(jti: jti, expiresAt: record.expiresAt))
-        case .alreadyExpired: return .expired
+        case .alreadyExpired:
+            logger.debug("not revoked: already expired", metadata: ["jti": .client(jti), "source": "logout"])
+            return .expired
         }
     }
 }

@@ -17,6 +17,13 @@ public final class TokenVerifier: Sendable {
         case invalidToken(String)
         /// 400 `invalid_request`: a valid token Revoke cannot store (no `jti`, `jti` too long).
         case invalidRequest(String)
+
+        /// The explanation, for the error body and the log; it never quotes the token.
+        public var message: String {
+            switch self {
+            case .invalidToken(let message), .invalidRequest(let message): message
+            }
+        }
     }
 
     private struct IssuerKey: Sendable {

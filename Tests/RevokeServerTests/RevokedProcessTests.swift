@@ -1,0 +1,142 @@
+import ChildProcess
+import Foundation
+import Redis
+import RedisTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `revoked` as a process, as a user runs it.
+@Suite struct RevokedProcessTests {
+    /// SIGTERM stops it accepting connections, lets the requests in flight finish, then closes
+    /// Redis and exits 0.
+    @Test func sigtermDrainsRequestsInFlight() async throws {
+        try await withRedisServer { redis in
+            let port = try RedisServerProcess.freeLoopbackPort()
+            let revoked = try Revoked.start(
+                port: port, redisURL: "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0")
+            defer { revoked.process.signal(SIGKILL) }
+            try await revoked.waitUntilReady()
+
+            // Frozen Redis: a check that arrives now waits for its answer (the command
+            // timeout is 1 s, the freeze shorter).
+            redis.pause()
+            let inFlight = Task { try await RawHTTP.request(port: port, method: "POST", path: "/v1/check", json: #"{"jti":"drain-1"}"#) }
+            try await Task.sleep(for: .milliseconds(250))
+            revoked.process.signal(SIGTERM)
+            try await Task.sleep(for: .milliseconds(250))
+            // Draining: the listener is closed, so a new client is refused at once, not queued.
+            do {
+                _ = try await RawHTTP.request(port: port, path: "/healthz")
+                Issue.record("a new connection was accepted while revoked drained")
+            } catch let failure as RawHTTP.Failure {
+                #expect(failure.code == ECONNREFUSED, "\(failure)")
+            }
+            #expect(!revoked.process.hasExited, "revoked exited with a request in flight")
+            redis.resume()
+
+            let answer = try await inFlight.value
+            #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer.prefix(200))")
+            #expect(answer.hasSuffix(#"{"revoked":false}"#), "\(answer.suffix(200))")
+            let status = await revoked.process.waitUntilExit()
+            #expect(ChildProcess.exitCode(of: status) == 0, "\(revoked.log())")
+        }
+    }
+
+    /// Even at `trace`, the log holds no token, no part of a signature, no API key, no secret
+    /// and no Redis password, whatever the requests: only `jti` values, codes and hashes.
+    @Test func logsNeverHoldTokensOrSecrets() async throws {
+        try await withRedisServer { redis in
+            let port = try RedisServerProcess.freeLoopbackPort()
+            let password = redis.options.password!
+            let (adminSecret, verifierSecret) = ("admin-\(UUID().uuidString)", "verifier-\(UUID().uuidString)")
+            let revoked = try Revoked.start(
+                port: port, redisURL: "redis://:\(password)@127.0.0.1:\(redis.port)/0",
+                environment: [
+                    "REVOKE_LOG_LEVEL": "trace", "REVOKE_HMAC_SECRET": testSecret,
+                    "REVOKE_ADMIN_KEYS": "ops:\(adminSecret)", "REVOKE_VERIFIER_KEYS": "gateway:\(verifierSecret)",
+                ])
+            defer { revoked.process.signal(SIGKILL) }
+            try await revoked.waitUntilReady()
+
+            let token = Mint.hmac(payload: Mint.claims(jti: "logged-jti"))
+            let forged = String(token.dropLast(6)) + "AAAAAA"
+            let admin = ["Authorization": "Bearer \(adminSecret)"]
+            let verifier = ["Authorization": "Bearer \(verifierSecret)"]
+            var answers: [String] = []
+            for body in [#"{"token":"\#(token)"}"#, #"{"token":"\#(forged)"}"#, #"{"tokens":["\#(token)","\#(forged)"]}"#] {
+                answers.append(try await RawHTTP.request(port: port, method: "POST", path: "/v1/revoke", json: body))
+            }
+            answers.append(try await RawHTTP.request(port: port, method: "POST", path: "/v1/revoke", headers: ["Authorization": "Bearer \(forged)"], body: nil))
+            answers.append(try await RawHTTP.request(
+                port: port, method: "POST", path: "/oauth2/revoke",
+                headers: ["Content-Type": "application/x-www-form-urlencoded"], body: "token=\(forged)"))
+            answers.append(try await RawHTTP.request(port: port, method: "POST", path: "/v1/check", headers: verifier, json: #"{"token":"\#(token)"}"#))
+            answers.append(try await RawHTTP.request(port: port, method: "POST", path: "/v1/check", headers: ["Authorization": "Bearer \(adminSecret)x"], json: "{}"))
+            answers.append(try await RawHTTP.request(port: port, method: "GET", path: "/v1/audit", headers: verifier))
+            answers.append(try await RawHTTP.request(
+                port: port, method: "POST", path: "/v1/cutoffs", headers: admin, json: #"{"claim":"sub","value":"alice","reason":"test"}"#))
+            answers.append(try await RawHTTP.request(port: port, method: "DELETE", path: "/v1/revocations/logged-jti", headers: admin))
+            // A jti that tries to forge a log line of its own.
+            answers.append(try await RawHTTP.request(
+                port: port, method: "POST", path: "/v1/revocations", headers: admin,
+                json: #"{"jti":"x\r\ncritical revoked: forged","expires_at":null}"#))
+            #expect(answers.map { String($0.prefix(12)) } == [
+                "HTTP/1.1 200", "HTTP/1.1 401", "HTTP/1.1 200", "HTTP/1.1 401", "HTTP/1.1 200",
+                "HTTP/1.1 200", "HTTP/1.1 401", "HTTP/1.1 403", "HTTP/1.1 201", "HTTP/1.1 204", "HTTP/1.1 201",
+            ])
+            redis.pause()
+            _ = try await RawHTTP.request(port: port, method: "POST", path: "/v1/revoke", json: #"{"token":"\#(token)"}"#)
+            redis.resume()
+            await revoked.process.terminate()
+
+            let log = revoked.log()
+            #expect(log.contains("jti=logged-jti") && log.contains("action=cutoff"), "the log does not show the revocation and the cutoff: \(log)")
+            #expect(!log.contains("\ncritical revoked: forged"), "a jti forged a log line")
+            let parts = token.split(separator: ".").map(String.init)
+            for (name, secret) in [
+                ("a token's signature", parts[2]), ("a forged signature", String(forged.split(separator: ".")[2])),
+                ("a token's payload", parts[1]), ("the HMAC secret", testSecret), ("the admin key", adminSecret),
+                ("the verifier key", verifierSecret), ("the Redis password", password),
+            ] {
+                #expect(!log.contains(secret), "the log holds \(name)")
+            }
+        }
+    }
+}
+
+/// The `revoked` executable built next to the test bundle, run as a user runs it.
+struct Revoked {
+    var process: ChildProcess
+    var port: Int
+    var logPath: String
+
+    static var executable: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appending(path: "revoked").path
+    }
+
+    static func start(port: Int, redisURL: String, environment extra: [String: String] = [:]) throws -> Revoked {
+        let logPath = FileManager.default.temporaryDirectory.appending(path: "revoked-\(UUID().uuidString).log").path
+        var environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+        environment["REVOKE_PORT"] = String(port)
+        environment["REVOKE_REDIS_URL"] = redisURL
+        environment.merge(extra) { $1 }
+        let process = try ChildProcess.spawn(executable, environment: environment, standardOutput: logPath, standardError: logPath)
+        return Revoked(process: process, port: port, logPath: logPath)
+    }
+
+    /// Waits until `/readyz` answers 200.
+    func waitUntilReady() async throws {
+        for _ in 0..<400 {
+            if process.hasExited { break }
+            if let answer = try? await RawHTTP.request(port: port, path: "/readyz"), answer.hasPrefix("HTTP/1.1 200") { return }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        throw RawHTTP.Failure(description: "revoked never became ready: \(log())")
+    }
+
+    /// What it logged.
+    func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+}
