@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYENV := .build/pyenv
 PYTHON := $(abspath $(PYENV))/bin/python
 
-.PHONY: deps pydeps run test bench build clean
+.PHONY: deps pydeps benchdeps run test bench build clean
 
 # Installs the system packages revoked and its tests need, only when one is missing.
 deps:
@@ -43,9 +43,23 @@ test: deps pydeps
 	$(SWIFT) build --build-tests
 	REVOKE_TEST_PYTHON=$(PYTHON) $(SWIFT) test --skip-build
 
-bench: deps
+# The benchmarks also need wrk and nginx (the HTTP ceiling), installed only when missing.
+benchdeps: deps
+	@missing=""; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+bench: benchdeps
 	$(SWIFT) build -c release --product RedisBenchmark
+	$(SWIFT) build -c release --product HTTPBenchmark
+	$(SWIFT) build -c release --product revoked
 	$(SWIFT) run -c release --skip-build RedisBenchmark
+	$(SWIFT) run -c release --skip-build HTTPBenchmark
 
 clean:
 	rm -rf .build

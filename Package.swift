@@ -37,6 +37,11 @@ let package = Package(
             name: "ChildProcess",
             swiftSettings: swiftSettings
         ),
+        // A blocking loopback HTTP/1.1 socket for tests and benchmarks that write requests by hand.
+        .target(
+            name: "LoopbackHTTP",
+            swiftSettings: swiftSettings
+        ),
         // Redis over SwiftNIO with hiredis' reply reader: connections, automatic
         // pipelining, reconnection, scripts, streams. Knows nothing of JWTs.
         .target(
@@ -113,13 +118,20 @@ let package = Package(
         .testTarget(
             name: "RevokeServerTests",
             dependencies: [
-                "RevokeServer", "RedisTestSupport", "Redis", "RevokeCore", "ChildProcess",
+                "RevokeServer", "RedisTestSupport", "Redis", "RevokeCore", "ChildProcess", "LoopbackHTTP",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // `make bench`: wrk against revoked's checks, the peer, and nginx, in one run.
+        .executableTarget(
+            name: "HTTPBenchmark",
+            dependencies: ["ChildProcess", "LoopbackHTTP", "Redis"],
+            path: "Benchmarks/HTTPBenchmark",
             swiftSettings: swiftSettings
         ),
         // `make bench`: throughput of the Redis layer against redis-benchmark.

@@ -1,5 +1,6 @@
 import ChildProcess
 import Foundation
+import LoopbackHTTP
 import Redis
 import RedisTestSupport
 import Testing
@@ -31,7 +32,7 @@ import Glibc
             do {
                 _ = try await RawHTTP.request(port: port, path: "/healthz")
                 Issue.record("a new connection was accepted while revoked drained")
-            } catch let failure as RawHTTP.Failure {
+            } catch let failure as LoopbackSocket.Failure {
                 #expect(failure.code == ECONNREFUSED, "\(failure)")
             }
             #expect(!revoked.process.hasExited, "revoked exited with a request in flight")
@@ -134,7 +135,12 @@ struct Revoked {
             if let answer = try? await RawHTTP.request(port: port, path: "/readyz"), answer.hasPrefix("HTTP/1.1 200") { return }
             try await Task.sleep(for: .milliseconds(25))
         }
-        throw RawHTTP.Failure(description: "revoked never became ready: \(log())")
+        throw ReadinessError(log: log())
+    }
+
+    struct ReadinessError: Error, CustomStringConvertible {
+        var log: String
+        var description: String { "revoked never became ready: \(log)" }
     }
 
     /// What it logged.
