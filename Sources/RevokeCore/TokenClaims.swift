@@ -48,7 +48,7 @@ public struct TokenClaims: Sendable, Equatable {
     public init(payloadJSON: Data) throws(ValidationError) {
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: payloadJSON)
+            value = try JSONValue(parsing: payloadJSON)
         } catch {
             throw ValidationError("the token's payload is not JSON")
         }

@@ -15,7 +15,7 @@ struct CheckController: Sendable {
             let query = try Self.query(from: try await request.jsonObject(context: context), cutoffClaims: store.cutoffClaims)
             let verdict = try await store.check(query)
             checks.increment()
-            return try jsonResponse(CheckAnswer(verdict))
+            return jsonResponse(verdict.json)
         }
         group.post("/v1/check/batch") { request, context -> Response in
             var request = request
@@ -38,13 +38,13 @@ struct CheckController: Sendable {
             let queries = parsed.compactMap { try? $0.get() }
             var verdicts = try await store.check(queries).makeIterator()
             checks.increment(by: queries.count)
-            let results: [BatchEntry] = parsed.map { result in
+            let results: [JSONValue] = parsed.map { result in
                 switch result {
-                case .success: .answer(CheckAnswer(verdicts.next()!))
-                case .failure(let error): .error(code: "invalid_request", message: error.message)
+                case .success: verdicts.next()!.json
+                case .failure(let error): .object(["error": .string("invalid_request"), "message": .string(error.message)])
                 }
             }
-            return try jsonResponse(["results": results])
+            return jsonResponse(.object(["results": .array(results)]))
         }
         refuseOtherMethods(router, "/v1/check", allowed: [.post])
         refuseOtherMethods(router, "/v1/check/batch", allowed: [.post])
@@ -85,36 +85,14 @@ struct CheckController: Sendable {
     }
 }
 
-/// `{"revoked": false}`, `{"revoked": true, "reason": "jti"}` or
-/// `{"revoked": true, "reason": "cutoff", "claim": "sub"}`.
-struct CheckAnswer: Encodable {
-    var revoked: Bool
-    var reason: String?
-    var claim: String?
-
-    init(_ verdict: CheckVerdict) {
-        switch verdict {
-        case .allowed: revoked = false
-        case .revokedByJTI:
-            revoked = true
-            reason = "jti"
-        case .revokedByCutoff(let claim):
-            revoked = true
-            reason = "cutoff"
-            self.claim = claim
-        }
-    }
-}
-
-/// One answer of a batch: a check's answer, or the error body of a bad entry.
-enum BatchEntry: Encodable {
-    case answer(CheckAnswer)
-    case error(code: String, message: String)
-
-    func encode(to encoder: any Encoder) throws {
+extension CheckVerdict {
+    /// `{"revoked": false}`, `{"revoked": true, "reason": "jti"}` or
+    /// `{"revoked": true, "reason": "cutoff", "claim": "sub"}`.
+    var json: JSONValue {
         switch self {
-        case .answer(let answer): try answer.encode(to: encoder)
-        case .error(let code, let message): try ["error": code, "message": message].encode(to: encoder)
+        case .allowed: .object(["revoked": .bool(false)])
+        case .revokedByJTI: .object(["revoked": .bool(true), "reason": .string("jti")])
+        case .revokedByCutoff(let claim): .object(["revoked": .bool(true), "reason": .string("cutoff"), "claim": .string(claim)])
         }
     }
 }

@@ -3,6 +3,7 @@ import Hummingbird
 import Metrics
 import NIOCore
 import Prometheus
+import Synchronization
 
 /// The metrics of one `revoked` instance, kept in its own Prometheus registry (no global
 /// bootstrap, so several instances in one process, as in tests, never share counters).
@@ -29,14 +30,36 @@ final class ServerMetrics: Sendable {
         checks = CoreMetrics.Counter(label: "revoke_checks_total", factory: factory)
     }
 
-    /// Counts a request and records its latency, by method, route template and status.
+    private struct RequestKey: Hashable {
+        var method: String
+        var route: String
+        var status: Int
+    }
+
+    /// The counter and timer of each (method, route, status), made once: the factory's lookup
+    /// by name and labels is far slower than this one.
+    private let requestMetrics = Mutex<[RequestKey: (CoreMetrics.Counter, CoreMetrics.Timer)]>([:])
+
+    private static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+    /// Counts a request and records its latency, by method, route template and status. Any
+    /// other method is labelled `other`, so a client cannot grow the label set.
     func request(method: String, route: String, status: Int, duration: Duration) {
-        CoreMetrics.Counter(
-            label: "revoke_http_requests_total", dimensions: [("method", method), ("route", route), ("status", String(status))],
-            factory: factory
-        ).increment()
-        CoreMetrics.Timer(label: "revoke_http_request_duration_seconds", dimensions: [("method", method), ("route", route)], factory: factory)
-            .record(duration: duration)
+        let key = RequestKey(method: Self.knownMethods.contains(method) ? method : "other", route: route, status: status)
+        let (counter, timer) = requestMetrics.withLock { cache in
+            if let made = cache[key] { return made }
+            let made = (
+                CoreMetrics.Counter(
+                    label: "revoke_http_requests_total",
+                    dimensions: [("method", key.method), ("route", route), ("status", String(status))], factory: factory),
+                CoreMetrics.Timer(
+                    label: "revoke_http_request_duration_seconds", dimensions: [("method", key.method), ("route", route)], factory: factory)
+            )
+            cache[key] = made
+            return made
+        }
+        counter.increment()
+        timer.record(duration: duration)
     }
 
     func addRoutes(to router: Router<RevokeRequestContext>) {

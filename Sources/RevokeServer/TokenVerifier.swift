@@ -86,7 +86,7 @@ public final class TokenVerifier: Sendable {
     public func verify(_ token: String) async throws(Failure) -> TokenClaims {
         let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard parts.count == 3, let headerBytes = Base64URL.decode(parts[0]),
-            case .object(let header)? = try? JSONDecoder().decode(JSONValue.self, from: headerBytes)
+            case .object(let header)? = try? JSONValue(parsing: headerBytes)
         else { throw .invalidToken("the token is not a compact JWS") }
         guard case .string(let algorithm)? = header["alg"] else { throw .invalidToken("the token's header has no alg") }
         if header["crit"] != nil { throw .invalidToken("the token's header has critical extensions Revoke does not support") }
@@ -178,7 +178,7 @@ public final class TokenVerifier: Sendable {
     }
 
     private static func jwksKeys(_ json: String) async throws(KeyError) -> [IssuerKey] {
-        guard case .object(let document)? = try? JSONDecoder().decode(JSONValue.self, from: Data(json.utf8)),
+        guard case .object(let document)? = try? JSONValue(parsing: json.utf8),
             case .array(let entries)? = document["keys"]
         else { throw KeyError("not a JWKS document ({\"keys\": [...]})") }
         var keys: [IssuerKey] = []
