@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "revoked", targets: ["revoked"]),
+        .library(name: "RevokeClient", targets: ["RevokeClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -24,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // hiredis, as Debian ships it (libhiredis-dev). Only the Redis target imports it.
@@ -35,6 +38,28 @@ let package = Package(
         // Processes this program starts and owns (posix_spawn, clean signal mask, reaped by pid).
         .target(
             name: "ChildProcess",
+            swiftSettings: swiftSettings
+        ),
+        // The snapshot's format: the Bloom filter of revoked jtis, its hash, the binary codec.
+        // Shared by the server and the client; depends on nothing of either.
+        .target(
+            name: "RevokeSnapshot",
+            dependencies: [.product(name: "Atomics", package: "swift-atomics")],
+            swiftSettings: swiftSettings
+        ),
+        // The verifiers' client: remote checks, and the local cache kept fresh from the events.
+        .target(
+            name: "RevokeClient",
+            dependencies: [
+                "RevokeCore", "RevokeSnapshot",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         // A blocking loopback HTTP/1.1 socket for tests and benchmarks that write requests by hand.
@@ -72,7 +97,7 @@ let package = Package(
         .target(
             name: "RevokeServer",
             dependencies: [
-                "Redis", "RevokeCore", "RevokeStore",
+                "Redis", "RevokeCore", "RevokeStore", "RevokeSnapshot",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -111,6 +136,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "RevokeSnapshotTests",
+            dependencies: ["RevokeSnapshot"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "RevokeStoreTests",
             dependencies: ["RevokeStore", "RevokeCore", "Redis", "RedisTestSupport"],
             swiftSettings: swiftSettings
@@ -118,7 +148,7 @@ let package = Package(
         .testTarget(
             name: "RevokeServerTests",
             dependencies: [
-                "RevokeServer", "RedisTestSupport", "Redis", "RevokeCore", "ChildProcess", "LoopbackHTTP",
+                "RevokeServer", "RedisTestSupport", "Redis", "RevokeCore", "ChildProcess", "LoopbackHTTP", "RevokeClient", "RevokeSnapshot",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

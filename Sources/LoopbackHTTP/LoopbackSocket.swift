@@ -1,7 +1,5 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// A blocking TCP connection to 127.0.0.1, for tests and benchmarks that must write HTTP/1.1
@@ -18,29 +16,51 @@ public final class LoopbackSocket {
 
     private let fd: Int32
 
-    /// Connects, with `timeout` seconds for every later send and receive.
+    /// Connects to 127.0.0.1, or to ::1 when nothing listens there (a server bound to
+    /// `localhost` may have taken either), with `timeout` seconds for every later send and
+    /// receive.
     public init(port: Int, timeout: Int = 10) throws(Failure) {
+        do {
+            fd = try Self.connect(port: port, timeout: timeout, ipv6: false)
+        } catch where error.code == ECONNREFUSED {
+            fd = try Self.connect(port: port, timeout: timeout, ipv6: true)
+        }
+    }
+
+    private static func connect(port: Int, timeout: Int, ipv6: Bool) throws(Failure) -> Int32 {
         #if canImport(Glibc)
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
-        fd = socket(AF_INET, SOCK_STREAM, 0)
+        let fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0)
         #endif
         guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)", code: errno) }
         var interval = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &interval, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &interval, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let connected: Int32
+        if ipv6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = in_port_t(UInt16(port).bigEndian)
+            address.sin6_addr = in6addr_loopback
+            connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        } else {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
         }
         guard connected == 0 else {
             let code = errno
             close(fd)
-            throw Failure(description: "connect to 127.0.0.1:\(port): errno \(code)", code: code)
+            throw Failure(description: "connect to \(ipv6 ? "[::1]" : "127.0.0.1"):\(port): errno \(code)", code: code)
         }
+        return fd
     }
 
     deinit { close(fd) }

@@ -31,6 +31,9 @@ public func buildApplication(
     }
     let redis = RedisClient(configuration: redisConfiguration, logger: logger)
     services.append(redis)
+    // The event streams' blocking reads hold a connection of their own.
+    let reader = RedisClient(configuration: redisConfiguration, logger: logger)
+    services.append(reader)
 
     let store = RevocationStore(
         redis: redis, keys: KeyLayout(namespace: configuration.namespace), policy: configuration.policy,
@@ -40,6 +43,10 @@ public func buildApplication(
         logger.warning("no issuer keys configured (REVOKE_HMAC_SECRET, REVOKE_JWKS_FILE, REVOKE_PUBLIC_KEY_FILE): POST /v1/revoke refuses every token")
     }
     let keyring = APIKeyring(admin: configuration.adminKeys, verifier: configuration.verifierKeys)
+    let hub = EventHub(store: store, reader: reader, logger: logger)
+    services.append(hub)
+    let snapshots = SnapshotBuilder(
+        store: store, falsePositiveRate: configuration.snapshotFalsePositiveRate, maximumAge: .seconds(configuration.snapshotMaximumAge))
 
     let metrics = ServerMetrics()
     let router = Router(context: RevokeRequestContext.self)
@@ -50,6 +57,7 @@ public func buildApplication(
     HealthController(redis: redis).addRoutes(to: router)
     LogoutController(store: store, verifier: verifier, revocations: metrics.logoutRevocations).addRoutes(to: router)
     CheckController(store: store, checks: metrics.checks).addRoutes(to: router, keyring: keyring)
+    CacheController(snapshots: snapshots, hub: hub).addRoutes(to: router, keyring: keyring)
     RecordsController(store: store, revocations: metrics.adminRevocations, cutoffs: metrics.cutoffs).addRoutes(to: router, keyring: keyring)
 
     return Application(

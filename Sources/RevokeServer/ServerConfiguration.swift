@@ -32,6 +32,11 @@ public struct ServerConfiguration: Sendable {
     public var cutoffClaims = CutoffClaims.default
     /// `REVOKE_NAMESPACE`: the Redis key prefix.
     public var namespace = "revoke"
+    /// `REVOKE_SNAPSHOT_FALSE_POSITIVE_RATE`: the rate of "maybe" the snapshot's Bloom filter
+    /// is sized for (a "maybe" costs the client one remote check).
+    public var snapshotFalsePositiveRate = 0.01
+    /// `REVOKE_SNAPSHOT_MAX_AGE`: seconds a built snapshot is served before it is rebuilt.
+    public var snapshotMaximumAge: Int64 = 10
 
     public init() {}
 
@@ -100,6 +105,13 @@ public struct ServerConfiguration: Sendable {
         }
         if let lifetime = try integer("REVOKE_MAX_TOKEN_LIFETIME", 1...(100 * 365 * 86_400)) { policy.maximumTokenLifetime = lifetime }
         if let skew = try integer("REVOKE_CLOCK_SKEW", 0...86_400) { policy.clockSkew = skew }
+        if let text = value("REVOKE_SNAPSHOT_FALSE_POSITIVE_RATE") {
+            guard let rate = Double(text), rate >= 0.000_001, rate <= 0.5 else {
+                throw Error(variable: "REVOKE_SNAPSHOT_FALSE_POSITIVE_RATE", problem: "must be a number from 0.000001 to 0.5, not \"\(text)\"")
+            }
+            snapshotFalsePositiveRate = rate
+        }
+        if let age = try integer("REVOKE_SNAPSHOT_MAX_AGE", 0...3600) { snapshotMaximumAge = age }
         if let claims = value("REVOKE_CUTOFF_CLAIMS") {
             do {
                 self.cutoffClaims = try CutoffClaims(parsing: claims)

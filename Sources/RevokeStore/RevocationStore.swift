@@ -17,7 +17,7 @@ public final class RevocationStore: Sendable {
     public let eventLogLength: Int
     /// Entries the audit list keeps.
     public let auditLength: Int
-    private let redis: any RedisCommandSender
+    let redis: any RedisCommandSender
     private let now: @Sendable () -> Double
 
     /// - Parameters:
@@ -226,7 +226,7 @@ public final class RevocationStore: Sendable {
         return value
     }
 
-    private static func hash(_ reply: RedisValue) throws -> [String: String] {
+    static func hash(_ reply: RedisValue) throws -> [String: String] {
         guard case .array(let flat) = reply, flat.count % 2 == 0 else {
             throw RedisError(.unexpectedReply, "HGETALL did not return pairs")
         }

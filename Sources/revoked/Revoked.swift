@@ -66,6 +66,12 @@ struct Revoked: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds added to every TTL and expiry test (REVOKE_CLOCK_SKEW, default 0).")
     var clockSkew: String?
 
+    @Option(name: .long, help: "False-positive rate the snapshot's Bloom filter is sized for (REVOKE_SNAPSHOT_FALSE_POSITIVE_RATE, default 0.01).")
+    var snapshotFalsePositiveRate: String?
+
+    @Option(name: .long, help: "Seconds a built snapshot is served before it is rebuilt (REVOKE_SNAPSHOT_MAX_AGE, default 10).")
+    var snapshotMaxAge: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (REVOKE_LOG_LEVEL, default info).")
     var logLevel: String?
 
@@ -78,6 +84,7 @@ struct Revoked: AsyncParsableCommand {
             ("REVOKE_ADMIN_KEYS", adminKeys), ("REVOKE_VERIFIER_KEYS", verifierKeys),
             ("REVOKE_MAX_TOKEN_LIFETIME", maxTokenLifetime), ("REVOKE_CUTOFF_CLAIMS", cutoffClaims),
             ("REVOKE_NAMESPACE", namespace), ("REVOKE_CLOCK_SKEW", clockSkew),
+            ("REVOKE_SNAPSHOT_FALSE_POSITIVE_RATE", snapshotFalsePositiveRate), ("REVOKE_SNAPSHOT_MAX_AGE", snapshotMaxAge),
         ] {
             if let flag { variables[name] = flag }
         }

@@ -46,6 +46,19 @@ enum RawHTTP {
         try await onThread { try LoopbackSocket.exchange(port: port, method: method, path: path, headers: headers, body: body) }
     }
 
+    /// Opens a streaming GET and returns what arrived once `done` says it is enough.
+    static func stream(port: Int, path: String, headers: [String: String] = [:], until done: @escaping @Sendable (String) -> Bool) async throws
+        -> String
+    {
+        try await onThread {
+            let socket = try LoopbackSocket(port: port)
+            var head = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            for (name, value) in headers.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
+            try socket.write(head + "\r\n")
+            return try socket.read(until: done)
+        }
+    }
+
     private static func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             Thread { continuation.resume(with: Result { try work() }) }.start()

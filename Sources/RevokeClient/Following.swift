@@ -1,0 +1,164 @@
+import AsyncHTTPClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import RevokeCore
+import RevokeSnapshot
+
+extension RevokeClient {
+    /// Why an event stream stopped.
+    enum StreamEnd {
+        /// The server ended it (a restart, Redis down, a slow reader): resume from the cursor.
+        case ended
+        /// The cursor is older than the log: load a snapshot.
+        case gone
+        /// Time to load a fresh snapshot, so expired `jti`s leave the filter.
+        case refreshDue
+    }
+
+    /// Loads the snapshot, follows the events, reconnects with backoff and resumes from its
+    /// cursor, loads a new snapshot on 410 and every refresh interval; and, beside it, judges
+    /// every 100 ms whether the cache is still fresh.
+    func follow(_ cache: RevocationCache) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    cache.judgeFreshness()
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            group.addTask { await self.synchronize(cache) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func synchronize(_ cache: RevocationCache) async {
+        var cursor: String?
+        var loadedAt = ContinuousClock.now
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                if cursor == nil {
+                    let snapshot = try await loadSnapshot()
+                    cache.load(snapshot)
+                    cursor = snapshot.cursor
+                    loadedAt = .now
+                    logger.debug("snapshot loaded", metadata: ["revocations": "\(snapshot.revocations)", "cursor": "\(snapshot.cursor)"])
+                }
+                let end = try await streamEvents(after: cursor!, into: cache, refreshAt: loadedAt + cache.configuration.refreshInterval) {
+                    cursor = $0
+                }
+                failures = 0
+                switch end {
+                case .ended: continue
+                case .gone:
+                    logger.info("the event log no longer holds the cache's cursor; loading a snapshot")
+                    cursor = nil
+                case .refreshDue: cursor = nil
+                }
+            } catch {
+                if Task.isCancelled { return }
+                failures += 1
+                if failures == 1 || failures % 20 == 0 {
+                    logger.warning("cannot follow revocations; retrying", metadata: ["error": "\(error)", "attempts": "\(failures)"])
+                }
+                let backoff = min(2000, 50 << min(failures - 1, 6))
+                try? await Task.sleep(for: .milliseconds(Int.random(in: backoff / 2...backoff)))
+            }
+        }
+    }
+
+    /// `GET /v1/snapshot`, decoded.
+    func loadSnapshot() async throws -> Snapshot {
+        let response = try await http.execute(request("/v1/snapshot"), timeout: .init(configuration.requestTimeout * 5))
+        let body = try await response.body.collect(upTo: 1 << 30)
+        guard response.status == .ok else {
+            throw ServerError(status: Int(response.status.code), description: "GET /v1/snapshot: \(response.status)")
+        }
+        return try Snapshot(decoding: Array(body.readableBytesView))
+    }
+
+    /// Reads `GET /v1/events?since=<cursor>` and applies each event to the cache.
+    private func streamEvents(
+        after cursor: String, into cache: RevocationCache, refreshAt: ContinuousClock.Instant,
+        advance: (String) -> Void
+    ) async throws -> StreamEnd {
+        var request = request("/v1/events?since=\(cursor)")
+        request.headers.add(name: "Accept", value: "text/event-stream")
+        let response = try await http.execute(request, timeout: .init(configuration.requestTimeout))
+        if response.status == .gone { return .gone }
+        guard response.status == .ok else {
+            throw ServerError(status: Int(response.status.code), description: "GET /v1/events: \(response.status)")
+        }
+        var parser = EventStreamParser()
+        for try await buffer in response.body {
+            for message in parser.feed(buffer.readableBytesView) {
+                switch message {
+                case .comment:
+                    cache.heard()
+                case .event(let type, let id, let data):
+                    if case .object(let object)? = try? JSONValue(parsing: data.utf8) {
+                        cache.apply(type: type, data: object)
+                    }
+                    if let id {
+                        advance(id)
+                        cache.configuration.onEvent?(type, id)
+                    }
+                    cache.heard()
+                }
+            }
+            if ContinuousClock.now >= refreshAt { return .refreshDue }
+        }
+        return .ended
+    }
+}
+
+/// Splits a `text/event-stream` into comments and events (the WHATWG format: `field: value`
+/// lines, a blank line ends an event, `:` starts a comment).
+struct EventStreamParser {
+    enum Message: Equatable {
+        case comment
+        case event(type: String, id: String?, data: String)
+    }
+
+    private var line: [UInt8] = []
+    private var type = ""
+    private var id: String?
+    private var data: [String] = []
+
+    mutating func feed(_ bytes: some Sequence<UInt8>) -> [Message] {
+        var messages: [Message] = []
+        for byte in bytes {
+            guard byte == UInt8(ascii: "\n") else {
+                line.append(byte)
+                continue
+            }
+            if line.last == UInt8(ascii: "\r") { line.removeLast() }
+            defer { line.removeAll(keepingCapacity: true) }
+            if line.isEmpty {
+                if !data.isEmpty { messages.append(.event(type: type.isEmpty ? "message" : type, id: id, data: data.joined(separator: "\n"))) }
+                type = ""
+                id = nil
+                data = []
+                continue
+            }
+            if line.first == UInt8(ascii: ":") {
+                messages.append(.comment)
+                continue
+            }
+            let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? line.endIndex
+            let field = String(decoding: line[..<colon], as: UTF8.self)
+            var value = colon < line.endIndex ? line[(colon + 1)...] : []
+            if value.first == UInt8(ascii: " ") { value = value.dropFirst() }
+            let text = String(decoding: value, as: UTF8.self)
+            switch field {
+            case "event": type = text
+            case "id": id = text
+            case "data": data.append(text)
+            default: break
+            }
+        }
+        return messages
+    }
+}

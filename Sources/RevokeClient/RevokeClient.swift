@@ -1,0 +1,262 @@
+import AsyncHTTPClient
+import Atomics
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import RevokeCore
+import ServiceLifecycle
+
+/// The client verifiers use to ask Revoke whether a token is revoked.
+///
+/// Without a cache, every ``check(_:)`` asks the server. With one (``Configuration/cache``),
+/// run the client as a swift-service-lifecycle `Service`: it loads `GET /v1/snapshot` and
+/// follows `GET /v1/events`, and ``check(_:)`` answers from memory whenever it can:
+///
+/// - a cutoff in the cache matches: revoked, locally (cutoffs are held exactly);
+/// - the Bloom filter says the `jti` is absent: not revoked, locally, with no network;
+/// - the filter says "maybe": the server confirms (a false positive costs one request);
+/// - the cache has heard nothing (no event, no heartbeat) for longer than
+///   ``CacheConfiguration/staleness``, or is not loaded yet: the server answers;
+/// - the server cannot answer: the ``FailurePolicy`` decides (closed by default: revoked),
+///   within ``Configuration/requestTimeout``, never a hang.
+public final class RevokeClient: Service, Sendable {
+    /// Where the server is and how to reach it.
+    public struct Configuration: Sendable {
+        /// The server's base URL, `http://host:port`.
+        public var url: String
+        /// A verifier (or admin) API key, sent as `Authorization: Bearer`; nil when the
+        /// server's verifier endpoints are open.
+        public var apiKey: String?
+        /// How long one check may wait for the server.
+        public var requestTimeout: Duration
+        /// The local cache; nil asks the server every time.
+        public var cache: CacheConfiguration?
+
+        public init(url: String, apiKey: String? = nil, requestTimeout: Duration = .seconds(2), cache: CacheConfiguration? = nil) {
+            self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
+            self.apiKey = apiKey
+            self.requestTimeout = requestTimeout
+            self.cache = cache
+        }
+    }
+
+    /// What a caller gets when the server cannot answer.
+    public enum FailurePolicy: Sendable, Equatable {
+        /// Treat the token as revoked (the default: an outage never lets a revoked token in).
+        case failClosed
+        /// Treat the token as not revoked.
+        case failOpen
+    }
+
+    /// How the local cache behaves.
+    public struct CacheConfiguration: Sendable {
+        /// How long the cache trusts itself without hearing from the server (an event or a
+        /// heartbeat, which comes every second); past it, checks go to the server.
+        public var staleness: Duration
+        /// What to answer when the server cannot be reached.
+        public var failurePolicy: FailurePolicy
+        /// How often the snapshot is loaded again, so that expired `jti`s leave the filter.
+        public var refreshInterval: Duration
+        /// Called after each event is applied, with its type and cursor (for observability).
+        public var onEvent: (@Sendable (_ type: String, _ cursor: String) -> Void)?
+
+        public init(
+            staleness: Duration = .seconds(5), failurePolicy: FailurePolicy = .failClosed, refreshInterval: Duration = .seconds(600),
+            onEvent: (@Sendable (_ type: String, _ cursor: String) -> Void)? = nil
+        ) {
+            self.staleness = staleness
+            self.failurePolicy = failurePolicy
+            self.refreshInterval = refreshInterval
+            self.onEvent = onEvent
+        }
+    }
+
+    /// An answer.
+    public struct Verdict: Sendable, Equatable {
+        public enum Reason: Sendable, Equatable {
+            /// The `jti` is revoked.
+            case jti
+            /// A cutoff on this claim matches.
+            case cutoff(claim: String)
+            /// The server could not answer; the failure policy decided.
+            case unavailable
+        }
+
+        public enum Source: Sendable, Equatable {
+            /// The local cache answered.
+            case cache
+            /// The server answered.
+            case server
+            /// The failure policy answered.
+            case policy
+        }
+
+        public var revoked: Bool
+        public var reason: Reason?
+        public var source: Source
+
+        public init(revoked: Bool, reason: Reason? = nil, source: Source) {
+            self.revoked = revoked
+            self.reason = reason
+            self.source = source
+        }
+    }
+
+    /// Why the server did not answer a remote call.
+    public struct ServerError: Error, CustomStringConvertible {
+        /// The HTTP status, when one came back.
+        public var status: Int?
+        /// The contract's error code, when the body had one.
+        public var code: String?
+        public var description: String
+    }
+
+    public let configuration: Configuration
+    let http: HTTPClient
+    let logger: Logger
+    /// The cache, when configured.
+    let cache: RevocationCache?
+
+    public init(configuration: Configuration, logger: Logger = Logger(label: "revoke.client")) {
+        self.configuration = configuration
+        self.logger = logger
+        var httpConfiguration = HTTPClient.Configuration()
+        // The event stream's heartbeat comes every second: three without a byte is a dead stream.
+        httpConfiguration.timeout = .init(connect: .seconds(2), read: .seconds(3))
+        httpConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
+        cache = configuration.cache.map { RevocationCache(configuration: $0) }
+    }
+
+    deinit {
+        try? http.syncShutdown()
+    }
+
+    /// Keeps the cache fresh until cancelled or shut down gracefully; without a cache, waits.
+    public func run() async throws {
+        guard let cache else {
+            try? await gracefulShutdown()
+            return
+        }
+        await cancelWhenGracefulShutdown {
+            await self.follow(cache)
+        }
+    }
+
+    /// Whether the cache has a snapshot and heard from the server within the staleness limit,
+    /// so that checks it can answer need no network.
+    public var isCacheFresh: Bool {
+        guard let cache else { return false }
+        return cache.fresh.load(ordering: .acquiring) && cache.view.load(ordering: .acquiring) != nil
+    }
+
+    /// How many snapshots the cache has loaded (the first, one per refresh, one per 410).
+    public var snapshotsLoaded: Int { cache?.snapshotsLoaded.load(ordering: .relaxed) ?? 0 }
+
+    // MARK: - Checks
+
+    /// Whether a token (by its `jti`, `iat` and the claims cutoffs may name) is revoked, from
+    /// the cache when it can answer, else from the server, else by the failure policy. Never
+    /// throws and never waits longer than the request timeout.
+    public func check(_ query: CheckQuery) async -> Verdict {
+        if let cache {
+            switch cache.lookup(query) {
+            case .answer(let verdict): return verdict
+            case .askServer(let possibleHit):
+                do {
+                    let verdict = try await checkRemotely(query)
+                    cache.recordConfirmation(possibleHit: possibleHit, revoked: verdict.revoked)
+                    return verdict
+                } catch {
+                    return cache.policyVerdict(error: error, logger: logger)
+                }
+            }
+        }
+        do {
+            return try await checkRemotely(query)
+        } catch {
+            logger.debug("check failed; failing closed", metadata: ["error": "\(error)"])
+            return Verdict(revoked: true, reason: .unavailable, source: .policy)
+        }
+    }
+
+    /// Checks a compact JWS by the claims in its payload (its signature is not verified here:
+    /// verify it first). A token whose payload cannot be read is answered revoked.
+    public func check(token: String) async -> Verdict {
+        guard let claims = try? TokenClaims(compactJWS: token) else {
+            return Verdict(revoked: true, reason: .unavailable, source: .policy)
+        }
+        return await check(CheckQuery(jti: claims.jti, issuedAt: claims.issuedAt, claims: claims.strings))
+    }
+
+    /// Asks the server (`POST /v1/check`), bypassing the cache.
+    /// - Throws: ``ServerError`` for any answer but 200, or the transport's error.
+    public func checkRemotely(_ query: CheckQuery) async throws -> Verdict {
+        let answer = try await post("/v1/check", body: Self.json(query))
+        return try Self.verdict(answer)
+    }
+
+    /// Asks the server about many tokens at once (`POST /v1/check/batch`, at most 1000).
+    public func checkRemotely(batch queries: [CheckQuery]) async throws -> [Verdict] {
+        let body = JSONValue.object(["checks": .array(queries.map(Self.json))])
+        guard case .array(let results)? = try await post("/v1/check/batch", body: body)["results"] else {
+            throw ServerError(description: "the batch answer has no results")
+        }
+        return try results.map { result in
+            guard case .object(let object) = result else { throw ServerError(description: "a batch result is not an object") }
+            return try Self.verdict(object)
+        }
+    }
+
+    // MARK: - HTTP
+
+    func request(_ path: String, method: HTTPMethod = .GET) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: configuration.url + path)
+        request.method = method
+        if let apiKey = configuration.apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        return request
+    }
+
+    private func post(_ path: String, body: JSONValue) async throws -> [String: JSONValue] {
+        var request = request(path, method: .POST)
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: body.serialized()))
+        let response = try await http.execute(request, timeout: .init(configuration.requestTimeout))
+        let bytes = try await response.body.collect(upTo: 4 << 20)
+        let parsed = try? JSONValue(parsing: bytes.readableBytesView)
+        guard response.status == .ok, case .object(let object)? = parsed else {
+            var code: String?
+            if case .object(let object)? = parsed, case .string(let text)? = object["error"] { code = text }
+            throw ServerError(status: Int(response.status.code), code: code, description: "POST \(path): \(response.status)")
+        }
+        return object
+    }
+
+    static func json(_ query: CheckQuery) -> JSONValue {
+        var object: [String: JSONValue] = [:]
+        if let jti = query.jti { object["jti"] = .string(jti) }
+        if let issuedAt = query.issuedAt { object["iat"] = .number(issuedAt) }
+        if !query.claims.isEmpty { object["claims"] = .object(query.claims.mapValues(JSONValue.string)) }
+        return .object(object)
+    }
+
+    static func verdict(_ object: [String: JSONValue]) throws -> Verdict {
+        if case .string(let code)? = object["error"] {
+            throw ServerError(code: code, description: "the server refused the check: \(code)")
+        }
+        guard case .bool(let revoked)? = object["revoked"] else { throw ServerError(description: "the answer has no revoked field") }
+        guard revoked else { return Verdict(revoked: false, source: .server) }
+        if case .string("cutoff")? = object["reason"], case .string(let claim)? = object["claim"] {
+            return Verdict(revoked: true, reason: .cutoff(claim: claim), source: .server)
+        }
+        return Verdict(revoked: true, reason: .jti, source: .server)
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

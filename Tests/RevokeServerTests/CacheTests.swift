@@ -1,0 +1,163 @@
+import ChildProcess
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Redis
+import RedisTestSupport
+import RevokeClient
+import RevokeCore
+import RevokeServer
+import RevokeSnapshot
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The events a caching client applied, for tests to wait on.
+final class AppliedEvents: Sendable {
+    private let events = Mutex<[(type: String, cursor: String)]>([])
+
+    var onEvent: @Sendable (String, String) -> Void {
+        { type, cursor in self.events.withLock { $0.append((type, cursor)) } }
+    }
+
+    var count: Int { events.withLock { $0.count } }
+
+    /// Waits until more than `count` events were applied (up to 10 s).
+    func waitForMore(than count: Int) async throws {
+        for _ in 0..<1000 {
+            if self.count > count { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("no event arrived within 10 s")
+    }
+}
+
+/// Runs `body` with a caching `RevokeClient` as a running service, once its cache is fresh.
+func withCachingClient(
+    port: Int, cache: RevokeClient.CacheConfiguration, requestTimeout: Duration = .seconds(2),
+    _ body: @Sendable (RevokeClient) async throws -> Void
+) async throws {
+    let client = RevokeClient(
+        configuration: .init(url: "http://127.0.0.1:\(port)", requestTimeout: requestTimeout, cache: cache),
+        logger: Logger(label: "test.client"))
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await client.run() }
+        try await waitUntil("the cache is fresh") { client.isCacheFresh }
+        try await body(client)
+        group.cancelAll()
+    }
+}
+
+func waitUntil(_ what: String, seconds: Double = 10, _ condition: @Sendable () async -> Bool) async throws {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if await condition() { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("not true within \(seconds) s: \(what)")
+    throw CancellationError()
+}
+
+@Suite struct CacheTests {
+    let admin = "admin-secret"
+
+    @Test func snapshotAndEventsSpeakTheContract() async throws {
+        try await withRevoked { configuration in
+            configuration.snapshotMaximumAge = 0
+        } _: { (client, redis, _) async throws in
+            let port = try #require(client.port)
+            #expect(try await client.call(.post, "/v1/revocations", json: #"{"jti":"snap-1","expires_at":null}"#, key: "admin-secret").status == .created)
+            #expect(try await client.call(.post, "/v1/cutoffs", json: #"{"claim":"sub","value":"alice"}"#, key: "admin-secret").status == .created)
+
+            let (bytes, cursorHeader) = try await client.execute(uri: "/v1/snapshot", method: .get) { response in
+                (Array(response.body.readableBytesView), response.headers[HTTPField.Name("Revoke-Cursor")!])
+            }
+            let snapshot = try Snapshot(decoding: bytes)
+            #expect(snapshot.filter.mightContain("snap-1"))
+            #expect(snapshot.revocations == 1)
+            #expect(snapshot.cutoffs.map(\.value) == ["alice"])
+            #expect(cursorHeader == snapshot.cursor)
+
+            // Replay from the start: both events, in order, with ids, then heartbeats.
+            let replay = try await RawHTTP.stream(port: port, path: "/v1/events?since=0-0") { $0.contains(#""value":"alice""#) }
+            #expect(replay.hasPrefix("HTTP/1.1 200"))
+            #expect(replay.lowercased().contains("content-type: text/event-stream"))
+            let revocation = try #require(replay.range(of: "event: revocation\nid: "))
+            let cutoff = try #require(replay.range(of: "event: cutoff\nid: "))
+            #expect(revocation.lowerBound < cutoff.lowerBound)
+            #expect(replay.contains(#""jti":"snap-1""#))
+            // Without since: it starts now, with heartbeats at least every 2 s.
+            let live = try await RawHTTP.stream(port: port, path: "/v1/events") { $0.components(separatedBy: ": heartbeat").count > 3 }
+            #expect(!live.contains("event:"))
+
+            #expect(try await client.call(.get, "/v1/events?since=yesterday").error == "invalid_request")
+            // Trim the log past a cursor: that cursor is gone.
+            _ = try await redis.send(RedisCommand("XTRIM", "revoke:events", "MAXLEN", "0"))
+            #expect(try await client.call(.post, "/v1/revocations", json: #"{"jti":"snap-2","expires_at":null}"#, key: "admin-secret").status == .created)
+            // A cursor before the trimmed events is gone; the last one kept is not.
+            let gone = try await client.call(.get, "/v1/events?since=0-1")
+            #expect(gone.status == .gone && gone.error == "gone")
+            #expect(try await client.call(.get, "/v1/events?since=\(snapshot.cursor)").status == .gone)
+            let kept = try #require(try await redis.xrange("revoke:events").first?.id)
+            let resumed = try await RawHTTP.stream(port: port, path: "/v1/events?since=\(kept)") { $0.contains(": heartbeat") }
+            #expect(resumed.hasPrefix("HTTP/1.1 200") && !resumed.contains("snap-"))
+            #expect(try await client.call(.post, "/v1/snapshot").status == .methodNotAllowed)
+        }
+    }
+
+    @Test func aCachingClientRefusesARevocationWithinOneEventAndAppliesCutoffsLocally() async throws {
+        try await withRevoked { (client, _, _) async throws in
+            let port = try #require(client.port)
+            let applied = AppliedEvents()
+            try await withCachingClient(port: port, cache: .init(onEvent: applied.onEvent)) { revoke in
+                let query = CheckQuery(jti: "cached-1", issuedAt: 1_700_000_000, claims: ["sub": "bob"])
+                #expect(await revoke.check(query) == .init(revoked: false, source: .cache))
+
+                let before = applied.count
+                #expect(try await client.call(.post, "/v1/revocations", json: #"{"jti":"cached-1","expires_at":null}"#, key: "admin-secret").status == .created)
+                try await applied.waitForMore(than: before)
+                #expect(await revoke.check(query) == .init(revoked: true, reason: .jti, source: .server))
+
+                let beforeCutoff = applied.count
+                #expect(try await client.call(.post, "/v1/cutoffs", json: #"{"claim":"sub","value":"bob"}"#, key: "admin-secret").status == .created)
+                try await applied.waitForMore(than: beforeCutoff)
+                let other = CheckQuery(jti: "other-jti", issuedAt: 1_700_000_000, claims: ["sub": "bob"])
+                #expect(await revoke.check(other) == .init(revoked: true, reason: .cutoff(claim: "sub"), source: .cache))
+                // Minted after the cutoff: not revoked, still without the server.
+                let later = CheckQuery(jti: "later-jti", issuedAt: Date().timeIntervalSince1970 + 60, claims: ["sub": "bob"])
+                #expect(await revoke.check(later) == .init(revoked: false, source: .cache))
+
+                let beforeUncut = applied.count
+                #expect(try await client.call(.delete, "/v1/cutoffs/sub/bob", key: "admin-secret").status == .noContent)
+                try await applied.waitForMore(than: beforeUncut)
+                #expect(await revoke.check(other) == .init(revoked: false, source: .cache))
+            }
+        }
+    }
+
+    @Test func expiredJTIsLeaveTheFilterAtTheNextSnapshot() async throws {
+        try await withRevoked { configuration in
+            configuration.snapshotMaximumAge = 0
+        } _: { (client, _, _) async throws in
+            let port = try #require(client.port)
+            let applied = AppliedEvents()
+            let expiresAt = Int(Date().timeIntervalSince1970) + 2
+            #expect(try await client.call(.post, "/v1/revocations", json: #"{"jti":"short-lived","expires_at":\#(expiresAt)}"#, key: "admin-secret").status == .created)
+            try await withCachingClient(port: port, cache: .init(refreshInterval: .seconds(1), onEvent: applied.onEvent)) { revoke in
+                let query = CheckQuery(jti: "short-lived")
+                #expect(await revoke.check(query) == .init(revoked: true, reason: .jti, source: .server))
+                let loaded = revoke.snapshotsLoaded
+                // Once Redis expires it and a new snapshot loads, the filter no longer holds it.
+                try await waitUntil("the expired jti left the filter") {
+                    await revoke.check(query) == .init(revoked: false, source: .cache)
+                }
+                #expect(revoke.snapshotsLoaded > loaded)
+            }
+        }
+    }
+}
