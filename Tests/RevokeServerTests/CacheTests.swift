@@ -161,3 +161,101 @@ func waitUntil(_ what: String, seconds: Double = 10, _ condition: @Sendable () a
         }
     }
 }
+
+/// The caching client against `revoked` processes: restarts, several processes on one Redis,
+/// a trimmed log, silence, and an unreachable server.
+@Suite struct CacheProcessTests {
+    func revoke(_ port: Int, _ jti: String) async throws {
+        let answer = try await RawHTTP.request(
+            port: port, method: "POST", path: "/v1/revocations", headers: ["Authorization": "Bearer k"],
+            json: #"{"jti":"\#(jti)","expires_at":null}"#)
+        #expect(answer.hasPrefix("HTTP/1.1 201"), "\(answer.prefix(200))")
+    }
+
+    @Test func resumesAfterARestartFromAnyProcessAndReloadsOn410() async throws {
+        try await withRedisServer { redis in
+            let url = "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0"
+            let (portA, portB) = (try RedisServerProcess.freeLoopbackPort(), try RedisServerProcess.freeLoopbackPort())
+            let keys = ["REVOKE_ADMIN_KEYS": "ops:k", "REVOKE_SNAPSHOT_MAX_AGE": "0"]
+            let first = Mutex(try Revoked.start(port: portA, redisURL: url, environment: keys))
+            let other = try Revoked.start(port: portB, redisURL: url, environment: keys)
+            defer {
+                first.withLock { $0 }.process.signal(SIGKILL)
+                other.process.signal(SIGKILL)
+            }
+            try await first.withLock { $0 }.waitUntilReady()
+            try await other.waitUntilReady()
+            let applied = AppliedEvents()
+            try await withCachingClient(port: portA, cache: .init(staleness: .seconds(30), onEvent: applied.onEvent)) { client in
+                // A revocation made on the other process reaches the client through this one.
+                try await revoke(portB, "via-b")
+                try await applied.waitForMore(than: 0)
+                #expect(await client.check(CheckQuery(jti: "via-b")).revoked)
+
+                // Restart: made while the client's server was down, learned on its return.
+                await first.withLock { $0 }.process.terminate()
+                try await revoke(portB, "while-down")
+                let restarted = try Revoked.start(port: portA, redisURL: url, environment: keys)
+                first.withLock { $0 = restarted }
+                try await restarted.waitUntilReady()
+                try await applied.waitForMore(than: 1)
+                #expect(await client.check(CheckQuery(jti: "while-down")) == .init(revoked: true, reason: .jti, source: .server))
+                #expect(client.snapshotsLoaded == 1)
+
+                // Down again, and the log trimmed past the client's cursor: 410, a new snapshot.
+                await first.withLock { $0 }.process.terminate()
+                try await withRedisClient(redis.configuration()) { inspector in
+                    _ = try await inspector.send(RedisCommand("XTRIM", "revoke:events", "MAXLEN", "0"))
+                }
+                try await revoke(portB, "after-trim")
+                let again = try Revoked.start(port: portA, redisURL: url, environment: keys)
+                first.withLock { $0 = again }
+                try await again.waitUntilReady()
+                try await waitUntil("a new snapshot loaded") { client.snapshotsLoaded == 2 }
+                #expect(await client.check(CheckQuery(jti: "after-trim")) == .init(revoked: true, reason: .jti, source: .server))
+            }
+        }
+    }
+
+    @Test func aSilentServerMakesTheCacheStaleAndAnUnreachableOneFollowsThePolicy() async throws {
+        try await withRedisServer { redis in
+            let url = "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0"
+            let port = try RedisServerProcess.freeLoopbackPort()
+            let server = try Revoked.start(port: port, redisURL: url, environment: ["REVOKE_ADMIN_KEYS": "ops:k"])
+            defer { server.process.signal(SIGKILL) }
+            try await server.waitUntilReady()
+            let closed = RevokeClient.CacheConfiguration(staleness: .milliseconds(600))
+            let open = RevokeClient.CacheConfiguration(staleness: .milliseconds(600), failurePolicy: .failOpen)
+            try await withCachingClient(port: port, cache: closed, requestTimeout: .milliseconds(300)) { failClosed in
+                try await withCachingClient(port: port, cache: open, requestTimeout: .milliseconds(300)) { failOpen in
+                    let query = CheckQuery(jti: "anything")
+                    #expect(await failClosed.check(query) == .init(revoked: false, source: .cache))
+                    // Frozen: no heartbeat, so the caches go stale and ask the server, which
+                    // cannot answer: each applies its policy within the request timeout.
+                    server.process.signal(SIGSTOP)
+                    try await waitUntil("the cache went stale") { !failClosed.isCacheFresh && !failOpen.isCacheFresh }
+                    #expect(await failClosed.check(query) == .init(revoked: true, reason: .unavailable, source: .policy))
+                    #expect(await failOpen.check(query) == .init(revoked: false, reason: .unavailable, source: .policy))
+                    server.process.signal(SIGCONT)
+                    try await waitUntil("the cache is fresh again") { failClosed.isCacheFresh }
+                    #expect(await failClosed.check(query) == .init(revoked: false, source: .cache))
+                }
+            }
+        }
+    }
+
+    /// An open event stream does not hold up a SIGTERM: the stream ends and revoked exits 0.
+    @Test func sigtermEndsOpenEventStreams() async throws {
+        try await withRedisServer { redis in
+            let port = try RedisServerProcess.freeLoopbackPort()
+            let server = try Revoked.start(port: port, redisURL: "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0")
+            defer { server.process.signal(SIGKILL) }
+            try await server.waitUntilReady()
+            try await withCachingClient(port: port, cache: .init()) { _ in
+                server.process.signal(SIGTERM)
+                let status = await server.process.waitUntilExit()
+                #expect(ChildProcess.exitCode(of: status) == 0, "\(server.log())")
+            }
+        }
+    }
+}
