@@ -57,9 +57,11 @@ benchdeps: deps
 bench: benchdeps
 	$(SWIFT) build -c release --product RedisBenchmark
 	$(SWIFT) build -c release --product HTTPBenchmark
+	$(SWIFT) build -c release --product ClientBenchmark
 	$(SWIFT) build -c release --product revoked
 	$(SWIFT) run -c release --skip-build RedisBenchmark
 	$(SWIFT) run -c release --skip-build HTTPBenchmark
+	$(SWIFT) run -c release --skip-build ClientBenchmark
 
 clean:
 	rm -rf .build

@@ -157,6 +157,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `make bench`: the caching client: local checks, memory, snapshot, propagation.
+        .executableTarget(
+            name: "ClientBenchmark",
+            dependencies: [
+                "ChildProcess", "Redis", "RevokeClient", "RevokeCore", "RevokeSnapshot",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Benchmarks/ClientBenchmark",
+            swiftSettings: swiftSettings
+        ),
         // `make bench`: wrk against revoked's checks, the peer, and nginx, in one run.
         .executableTarget(
             name: "HTTPBenchmark",
