@@ -130,7 +130,8 @@ public final class RevokeClient: Service, Sendable {
     }
 
     deinit {
-        try? http.syncShutdown()
+        // Never `syncShutdown` here: a deinit may run on an event loop, which must not block.
+        _ = http.shutdown()
     }
 
     /// Keeps the cache fresh until cancelled or shut down gracefully; without a cache, waits.
