@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "revoked", targets: ["revoked"]),
         .library(name: "RevokeClient", targets: ["RevokeClient"]),
+        .library(name: "RevokeHummingbird", targets: ["RevokeHummingbird"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -59,6 +60,15 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // A Hummingbird middleware for verifiers, on top of the client.
+        .target(
+            name: "RevokeHummingbird",
+            dependencies: [
+                "RevokeClient", "RevokeCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -148,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "RevokeServerTests",
             dependencies: [
-                "RevokeServer", "RedisTestSupport", "Redis", "RevokeCore", "ChildProcess", "LoopbackHTTP", "RevokeClient", "RevokeSnapshot",
+                "RevokeServer", "RedisTestSupport", "Redis", "RevokeCore", "ChildProcess", "LoopbackHTTP", "RevokeClient", "RevokeHummingbird", "RevokeSnapshot",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

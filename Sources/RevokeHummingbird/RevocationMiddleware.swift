@@ -1,0 +1,95 @@
+import Hummingbird
+import RevokeClient
+import RevokeCore
+
+/// Refuses requests whose bearer token Revoke says is revoked.
+///
+/// Put it after the middleware that verifies the token's signature: it reads the claims it
+/// needs (`jti`, `iat`, and the claims cutoffs name) and asks a ``RevokeClient``, which answers
+/// from its cache when it has one. A request without a token passes through untouched
+/// (authentication is the authenticator's job); a revoked token gets 401 with
+/// `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750); when the client's failure
+/// policy answered because the server could not, 503 with `Retry-After`. Error bodies have
+/// Revoke's shape, `{"error": "<code>", "message": "<text>"}`.
+///
+/// ```swift
+/// router.add(middleware: RevocationMiddleware(client: revoke))
+/// ```
+public struct RevocationMiddleware<Context: RequestContext>: RouterMiddleware {
+    public typealias Input = Request
+    public typealias Output = Response
+
+    /// Finds the query for a request: nil lets the request through unchecked.
+    public typealias QueryProvider = @Sendable (Request, Context) throws -> CheckQuery?
+
+    let client: RevokeClient
+    let query: QueryProvider
+
+    /// Checks the token of `Authorization: Bearer`.
+    public init(client: RevokeClient) {
+        self.client = client
+        self.query = { request, _ in try CheckQuery(bearerTokenOf: request) }
+    }
+
+    /// Checks what `query` finds, for instance claims an authenticator put in the context.
+    public init(client: RevokeClient, query: @escaping QueryProvider) {
+        self.client = client
+        self.query = query
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let query = try query(request, context) else { return try await next(request, context) }
+        let verdict = await client.check(query)
+        guard verdict.revoked else { return try await next(request, context) }
+        if verdict.reason == .unavailable { throw RevocationError.unavailable }
+        throw RevocationError.revoked
+    }
+}
+
+extension CheckQuery {
+    /// The query for the compact JWS in a request's `Authorization: Bearer` header; nil
+    /// without one. Its signature is not verified here.
+    /// - Throws: ``RevocationError/unreadable`` when the token's payload cannot be read.
+    public init?(bearerTokenOf request: Request) throws {
+        guard let header = request.headers[.authorization] else { return nil }
+        let scheme = header.prefix(while: { $0 != " " })
+        guard scheme.lowercased() == "bearer" else { return nil }
+        let token = header.dropFirst(scheme.count).drop(while: { $0 == " " })
+        guard let claims = try? TokenClaims(compactJWS: String(token)) else { throw RevocationError.unreadable }
+        self.init(jti: claims.jti, issuedAt: claims.issuedAt, claims: claims.strings)
+    }
+}
+
+/// Why ``RevocationMiddleware`` refused a request.
+public enum RevocationError: Error, HTTPResponseError, Equatable {
+    /// The token is revoked.
+    case revoked
+    /// The bearer token's payload cannot be read.
+    case unreadable
+    /// Revoke could not answer and the client's policy is to fail closed.
+    case unavailable
+
+    public var status: HTTPResponse.Status {
+        self == .unavailable ? .serviceUnavailable : .unauthorized
+    }
+
+    var code: String { self == .unavailable ? "revocation_unavailable" : "invalid_token" }
+
+    var message: String {
+        switch self {
+        case .revoked: "the token has been revoked"
+        case .unreadable: "the token cannot be read"
+        case .unavailable: "the token's revocation status cannot be checked now"
+        }
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        switch self {
+        case .unavailable: headers[.retryAfter] = "1"
+        case .revoked, .unreadable: headers[.wwwAuthenticate] = #"Bearer error="invalid_token", error_description="\#(message)""#
+        }
+        let body = JSONValue.object(["error": .string(code), "message": .string(message)]).serialized()
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
