@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "revoked", targets: ["revoked"]),
+        .executable(name: "revokectl", targets: ["revokectl"]),
         .library(name: "RevokeClient", targets: ["RevokeClient"]),
         .library(name: "RevokeHummingbird", targets: ["RevokeHummingbird"]),
     ],
@@ -125,6 +126,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The operators' command line, over the HTTP API only.
+        .executableTarget(
+            name: "revokectl",
+            dependencies: [
+                "RevokeCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -58,6 +58,7 @@ public func buildApplication(
     LogoutController(store: store, verifier: verifier, revocations: metrics.logoutRevocations).addRoutes(to: router)
     CheckController(store: store, checks: metrics.checks).addRoutes(to: router, keyring: keyring)
     CacheController(snapshots: snapshots, hub: hub).addRoutes(to: router, keyring: keyring)
+    StatusController(redis: redis, snapshots: snapshots, namespace: configuration.namespace).addRoutes(to: router, keyring: keyring)
     RecordsController(store: store, revocations: metrics.adminRevocations, cutoffs: metrics.cutoffs).addRoutes(to: router, keyring: keyring)
 
     return Application(

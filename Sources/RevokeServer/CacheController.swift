@@ -16,6 +16,9 @@ actor SnapshotBuilder {
         var bytes: ByteBuffer
         var cursor: EventCursor
         var builtAt: ContinuousClock.Instant
+        /// Live revoked `jti`s and live cutoffs in it.
+        var revocations: Int
+        var cutoffs: Int
     }
 
     private let store: RevocationStore
@@ -57,7 +60,8 @@ actor SnapshotBuilder {
         let filter = BloomFilter(capacity: hashes.count + hashes.count / 4 + 1024, falsePositiveRate: falsePositiveRate)
         for hash in hashes { filter.insert(hash: hash) }
         let snapshot = Snapshot(createdAt: now, cursor: cursor.description, revocations: hashes.count, filter: filter, cutoffs: cutoffs)
-        return Built(bytes: ByteBuffer(bytes: snapshot.encoded()), cursor: cursor, builtAt: .now)
+        return Built(
+            bytes: ByteBuffer(bytes: snapshot.encoded()), cursor: cursor, builtAt: .now, revocations: hashes.count, cutoffs: cutoffs.count)
     }
 }
 

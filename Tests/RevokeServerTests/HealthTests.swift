@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Logging
 import Redis
 import RedisTestSupport
+import RevokeCore
 import RevokeServer
 import Testing
 
@@ -21,6 +22,31 @@ import Testing
             #expect(try await client.call(.get, "/healthz").status == .ok)
             server.resume()
             try await waitUntilReady(client)
+        }
+    }
+
+    @Test func statusCountsWhatIsRevokedAndDescribesRedis() async throws {
+        try await withRevoked { configuration in
+            configuration.snapshotMaximumAge = 0
+        } _: { (client, _, server) async throws in
+            #expect(try await client.call(.get, "/v1/status").error == "unauthorized")
+            #expect(try await client.call(.post, "/v1/revocations", json: #"{"jti":"st-1","expires_at":null}"#, key: "admin-secret").status == .created)
+            #expect(try await client.call(.post, "/v1/revocations", json: #"{"jti":"st-2","expires_at":null}"#, key: "admin-secret").status == .created)
+            #expect(try await client.call(.post, "/v1/cutoffs", json: #"{"claim":"sub","value":"eve"}"#, key: "admin-secret").status == .created)
+            let status = try await client.call(.get, "/v1/status", key: "admin-secret")
+            #expect(status.status == .ok)
+            #expect(status.json["revocations"] == .number(2))
+            #expect(status.json["cutoffs"] == .number(1))
+            #expect(status.json["namespace"] == .string("revoke"))
+            guard case .object(let redis)? = status.json["redis"], case .string(let version)? = redis["version"] else {
+                Issue.record("no redis version in \(status.text)")
+                return
+            }
+            #expect(version.split(separator: ".").count == 3)
+            #expect(redis["role"] == .string("master"))
+            server.pause()
+            #expect(try await client.call(.get, "/v1/status", key: "admin-secret").error == "store_unavailable")
+            server.resume()
         }
     }
 

@@ -1,0 +1,48 @@
+import Foundation
+import Hummingbird
+import Redis
+import RevokeCore
+import RevokeStore
+
+/// `GET /v1/status` (role admin): what an operator asks first. Is Redis there and persisting,
+/// and how much is revoked. The counts come from the snapshot, so they are at most
+/// `REVOKE_SNAPSHOT_MAX_AGE` old and cost one scan of Redis per that period, however often asked.
+struct StatusController: Sendable {
+    let redis: RedisClient
+    let snapshots: SnapshotBuilder
+    let namespace: String
+
+    func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
+        let admin = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .admin))
+        admin.get("/v1/status") { _, _ -> Response in
+            let info = Self.fields(ofInfo: try await redis.send(RedisCommand("INFO")).string ?? "")
+            let built = try await snapshots.snapshot()
+            let redisStatus: [String: JSONValue] = [
+                "version": .string(info["redis_version"] ?? "unknown"),
+                "role": .string(info["role"] ?? "unknown"),
+                "used_memory_bytes": .number(Double(info["used_memory"] ?? "") ?? 0),
+                "append_only": .bool(info["aof_enabled"] == "1"),
+                "last_save_ok": .bool(info["rdb_last_bgsave_status"].map { $0 == "ok" } ?? true),
+            ]
+            return jsonResponse(.object([
+                "ready": .bool(true),
+                "namespace": .string(namespace),
+                "revocations": .number(Double(built.revocations)),
+                "cutoffs": .number(Double(built.cutoffs)),
+                "cursor": .string(built.cursor.description),
+                "counted_seconds_ago": .number((Double((ContinuousClock.now - built.builtAt).components.seconds))),
+                "redis": .object(redisStatus),
+            ]))
+        }
+    }
+
+    /// `INFO`'s `name:value` lines, by name.
+    static func fields(ofInfo text: String) -> [String: String] {
+        var fields: [String: String] = [:]
+        for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[String(line[..<colon])] = String(line[line.index(after: colon)...])
+        }
+        return fields
+    }
+}
