@@ -25,11 +25,11 @@ deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# Creates $(PYENV) with Tests/interop/requirements.txt, only when something is missing.
+# Creates $(PYENV) with Tests/requirements.txt, only when something is missing.
 pydeps: deps
-	@$(PYTHON) -c 'import jwt, cryptography' >/dev/null 2>&1 || { \
+	@$(PYTHON) -c 'import jwt, cryptography, compose, schemathesis' >/dev/null 2>&1 || { \
 		python3 -m venv $(PYENV) && \
-		$(PYTHON) -m pip install -q --disable-pip-version-check -r Tests/interop/requirements.txt; }
+		$(PYTHON) -m pip install -q --disable-pip-version-check -r Tests/requirements.txt; }
 
 build: deps
 	$(SWIFT) build -c $(CONFIGURATION) --product revoked

@@ -47,6 +47,14 @@ public struct ServerConfiguration: Sendable {
         public var description: String { "\(variable): \(problem)" }
     }
 
+    /// Every variable `revoked` reads (`REVOKE_LOG_LEVEL` by the executable, the rest here).
+    public static let variableNames: Set<String> = [
+        "REVOKE_HOST", "REVOKE_PORT", "REVOKE_REDIS_URL", "REVOKE_DATA_DIR", "REVOKE_HMAC_SECRET", "REVOKE_JWKS_FILE",
+        "REVOKE_PUBLIC_KEY_FILE", "REVOKE_ISSUER", "REVOKE_AUDIENCE", "REVOKE_ADMIN_KEYS", "REVOKE_VERIFIER_KEYS",
+        "REVOKE_MAX_TOKEN_LIFETIME", "REVOKE_CLOCK_SKEW", "REVOKE_CUTOFF_CLAIMS", "REVOKE_NAMESPACE",
+        "REVOKE_SNAPSHOT_FALSE_POSITIVE_RATE", "REVOKE_SNAPSHOT_MAX_AGE", "REVOKE_LOG_LEVEL",
+    ]
+
     /// Reads the configuration from variables (the environment, with flags laid over it).
     /// Key files are read here, so a missing or unreadable file is reported at start.
     /// - Throws: ``Error`` naming the first variable that is wrong; never a secret's value.

@@ -12,22 +12,7 @@ struct Revokectl {
     var url: String
     var key: String? = "admin-secret"
 
-    struct Run {
-        var status: Int32
-        var output: String
-        var error: String
-        var json: [String: JSONValue] {
-            guard case .object(let object)? = try? JSONValue(parsing: Array(output.utf8)) else { return [:] }
-            return object
-        }
-        /// The lines of standard output, each parsed as JSON.
-        var jsonLines: [[String: JSONValue]] {
-            output.split(separator: "\n").compactMap {
-                guard case .object(let object)? = try? JSONValue(parsing: Array($0.utf8)) else { return nil }
-                return object
-            }
-        }
-    }
+    typealias Run = ProcessRun
 
     static var executable: String {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appending(path: "revokectl").path
@@ -38,20 +23,9 @@ struct Revokectl {
     }
 
     func callAsFunction(_ arguments: [String], input: String? = nil) async throws -> Run {
-        let directory = FileManager.default.temporaryDirectory.appending(path: "revokectl-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let (inputPath, outputPath, errorPath) = (directory.appending(path: "in").path, directory.appending(path: "out").path, directory.appending(path: "err").path)
-        if let input { try input.write(toFile: inputPath, atomically: true, encoding: .utf8) }
-        var environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "REVOKE_URL": url]
+        var environment = ["REVOKE_URL": url]
         if let key { environment["REVOKE_ADMIN_KEY"] = key }
-        let process = try ChildProcess.spawn(
-            Self.executable, arguments: arguments, environment: environment,
-            standardInput: input == nil ? nil : inputPath, standardOutput: outputPath, standardError: errorPath)
-        let status = ChildProcess.exitCode(of: await process.waitUntilExit()) ?? -1
-        return Run(
-            status: status, output: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "",
-            error: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "")
+        return try await ProcessRun.run(Self.executable, arguments, environment: environment, input: input)
     }
 }
 
