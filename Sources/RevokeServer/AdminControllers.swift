@@ -21,7 +21,7 @@ struct RecordsController: Sendable {
         }
         admin.delete("/v1/revocations/:jti") { request, context -> Response in
             let jti = try request.pathParameter("jti", context: context)
-            let reason = request.uri.queryParameters.get("reason")
+            let reason = try Self.reason(request.uri.queryParameters.get("reason").map(JSONValue.string))
             guard try await store.unrevoke(jti: jti, reason: reason, actor: context.actor) else {
                 throw APIError.notFound("\(jti.debugDescription) is not revoked")
             }
@@ -60,7 +60,7 @@ struct RecordsController: Sendable {
         admin.delete("/v1/cutoffs/:claim/:value") { request, context -> Response in
             let claim = try request.pathParameter("claim", context: context)
             let value = try request.pathParameter("value", context: context)
-            let reason = request.uri.queryParameters.get("reason")
+            let reason = try Self.reason(request.uri.queryParameters.get("reason").map(JSONValue.string))
             guard try await store.deleteCutoff(claim: claim, value: value, reason: reason, actor: context.actor) else {
                 throw APIError.notFound("no cutoff for \(claim) \(value.debugDescription)")
             }
@@ -115,7 +115,12 @@ struct RecordsController: Sendable {
     }
 
     private static func reason(_ body: [String: JSONValue]) throws -> String? {
-        switch body["reason"] {
+        try reason(body["reason"])
+    }
+
+    /// A reason from a body or a query: a string of at most 1024 bytes, or nothing.
+    private static func reason(_ value: JSONValue?) throws -> String? {
+        switch value {
         case nil, .null?: return nil
         case .string(let text)?:
             guard text.utf8.count <= 1024 else { throw APIError.invalidRequest("reason is longer than 1024 bytes") }

@@ -19,5 +19,7 @@ struct HealthController: Sendable {
                 throw APIError.storeUnavailable()
             }
         }
+        refuseOtherMethods(router, "/healthz", allowed: [.get])
+        refuseOtherMethods(router, "/readyz", allowed: [.get])
     }
 }

@@ -90,7 +90,9 @@ func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) th
 /// Answers the methods a path does not serve with 405 and an `Allow` header, instead of 404.
 func refuseOtherMethods(_ router: Router<RevokeRequestContext>, _ path: RouterPath, allowed: [HTTPRequest.Method]) {
     let allow = allowed.map(\.rawValue).joined(separator: ", ")
-    for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] where !allowed.contains(method) {
+    let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options, .trace, HTTPRequest.Method("QUERY")!]
+    // HEAD goes with GET.
+    for method in methods where !allowed.contains(method) && !(method == .head && allowed.contains(.get)) {
         router.on(path, method: method) { _, _ -> Response in
             throw APIError(
                 .methodNotAllowed, code: "method_not_allowed", message: "\(method.rawValue) is not allowed here; use \(allow)",

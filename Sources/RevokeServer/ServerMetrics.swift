@@ -70,6 +70,7 @@ final class ServerMetrics: Sendable {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
         }
+        refuseOtherMethods(router, "/metrics", allowed: [.get])
     }
 }
 

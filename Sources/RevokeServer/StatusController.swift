@@ -34,6 +34,7 @@ struct StatusController: Sendable {
                 "redis": .object(redisStatus),
             ]))
         }
+        refuseOtherMethods(router, "/v1/status", allowed: [.get])
     }
 
     /// `INFO`'s `name:value` lines, by name.

@@ -50,6 +50,29 @@ import Testing
         }
     }
 
+    @Test func undeclaredMethodsGet405WithAllowEverywhere() async throws {
+        try await withRevoked { (client, _, _) async throws in
+            for (method, path, allow) in [
+                (HTTPRequest.Method.trace, "/v1/status", "GET"), (.options, "/healthz", "GET"), (HTTPRequest.Method("QUERY")!, "/metrics", "GET"),
+                (.head, "/v1/check", "POST"), (.put, "/v1/revocations/x", "GET, DELETE"),
+            ] {
+                let reply = try await client.call(method, path, key: "admin-secret")
+                #expect(reply.status == .methodNotAllowed, "\(method) \(path)")
+                #expect(reply.headers[.allow] == allow, "\(method) \(path)")
+            }
+        }
+    }
+
+    @Test func aReasonOnDeleteIsLimitedAsInBodies() async throws {
+        try await withRevoked { (client, _, _) async throws in
+            #expect(try await client.call(.post, "/v1/revocations", json: #"{"jti":"r-1","expires_at":null}"#, key: "admin-secret").status == .created)
+            let long = String(repeating: "a", count: 1025)
+            #expect(try await client.call(.delete, "/v1/revocations/r-1?reason=\(long)", key: "admin-secret").error == "invalid_request")
+            #expect(try await client.call(.delete, "/v1/cutoffs/sub/x?reason=\(long)", key: "admin-secret").error == "invalid_request")
+            #expect(try await client.call(.delete, "/v1/revocations/r-1?reason=fine", key: "admin-secret").status == .noContent)
+        }
+    }
+
     @Test func unknownPathsGetTheJSONErrorBody() async throws {
         try await withRevoked { (client, _, _) async throws in
             let reply = try await client.call(.get, "/v0/nothing%20here")
