@@ -185,10 +185,10 @@ public final class RevokeClient: Service, Sendable {
     /// Checks a compact JWS by the claims in its payload (its signature is not verified here:
     /// verify it first). A token whose payload cannot be read is answered revoked.
     public func check(token: String) async -> Verdict {
-        guard let claims = try? TokenClaims(compactJWS: token) else {
+        guard let query = try? CheckQuery(compactJWS: token) else {
             return Verdict(revoked: true, reason: .unavailable, source: .policy)
         }
-        return await check(CheckQuery(jti: claims.jti, issuedAt: claims.issuedAt, claims: claims.strings))
+        return await check(query)
     }
 
     /// Asks the server (`POST /v1/check`), bypassing the cache.

@@ -13,6 +13,15 @@ public struct CheckQuery: Sendable, Equatable {
         self.claims = claims
     }
 
+    /// The query for a compact JWS as a client holds it, by the claims in its payload, all its
+    /// string claims kept (the server knows which ones cutoffs may name). The signature is not
+    /// verified here.
+    /// - Throws: ``ValidationError`` when the payload cannot be read (see ``TokenClaims``).
+    public init(compactJWS token: String) throws(ValidationError) {
+        let claims = try TokenClaims(compactJWS: token)
+        self.init(jti: claims.jti, issuedAt: claims.issuedAt, claims: claims.strings)
+    }
+
     /// The query for a token's claims, keeping only the claims cutoffs may name.
     public init(_ token: TokenClaims, cutoffClaims: CutoffClaims) {
         self.init(

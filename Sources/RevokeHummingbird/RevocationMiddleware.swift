@@ -55,8 +55,11 @@ extension CheckQuery {
         let scheme = header.prefix(while: { $0 != " " })
         guard scheme.lowercased() == "bearer" else { return nil }
         let token = header.dropFirst(scheme.count).drop(while: { $0 == " " })
-        guard let claims = try? TokenClaims(compactJWS: String(token)) else { throw RevocationError.unreadable }
-        self.init(jti: claims.jti, issuedAt: claims.issuedAt, claims: claims.strings)
+        do {
+            try self.init(compactJWS: String(token))
+        } catch {
+            throw RevocationError.unreadable
+        }
     }
 }
 

