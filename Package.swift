@@ -42,6 +42,12 @@ let package = Package(
             name: "ChildProcess",
             swiftSettings: swiftSettings
         ),
+        // Backoff with jitter: every retry loop (Redis reconnects, the event hub, the client's
+        // stream, the embedded redis-server) waits the same way.
+        .target(
+            name: "Retry",
+            swiftSettings: swiftSettings
+        ),
         // The snapshot's format: the Bloom filter of revoked jtis, its hash, the binary codec.
         // Shared by the server and the client; depends on nothing of either.
         .target(
@@ -53,7 +59,7 @@ let package = Package(
         .target(
             name: "RevokeClient",
             dependencies: [
-                "RevokeCore", "RevokeSnapshot",
+                "RevokeCore", "RevokeSnapshot", "Retry",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
@@ -68,7 +74,7 @@ let package = Package(
         .target(
             name: "RevokeHummingbird",
             dependencies: [
-                "RevokeClient", "RevokeCore",
+                "RevokeClient", "RevokeCore", "RevokeHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
@@ -84,12 +90,29 @@ let package = Package(
             name: "Redis",
             dependencies: [
                 "CHiredis",
-                "ChildProcess",
+                "Retry",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // redis-server processes this program owns: the embedded store of revoked, the private
+        // server of each test and benchmark.
+        .target(
+            name: "RedisSupervisor",
+            dependencies: ["ChildProcess", "Redis"],
+            swiftSettings: swiftSettings
+        ),
+        // The contract's HTTP errors as Hummingbird responses, shared by the server and the
+        // verifiers' middleware: one JSON error body, one 503 with Retry-After.
+        .target(
+            name: "RevokeHTTP",
+            dependencies: [
+                "RevokeCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -108,7 +131,7 @@ let package = Package(
         .target(
             name: "RevokeServer",
             dependencies: [
-                "Redis", "RevokeCore", "RevokeStore", "RevokeSnapshot",
+                "Redis", "RedisSupervisor", "Retry", "RevokeCore", "RevokeHTTP", "RevokeStore", "RevokeSnapshot",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -144,13 +167,13 @@ let package = Package(
         // Test support shared by every test target that needs a private redis-server.
         .target(
             name: "RedisTestSupport",
-            dependencies: ["Redis"],
+            dependencies: ["Redis", "RedisSupervisor"],
             path: "Tests/RedisTestSupport",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RedisTests",
-            dependencies: ["Redis", "CHiredis", "RedisTestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["Redis", "RedisSupervisor", "CHiredis", "RedisTestSupport", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -165,13 +188,13 @@ let package = Package(
         ),
         .testTarget(
             name: "RevokeStoreTests",
-            dependencies: ["RevokeStore", "RevokeCore", "Redis", "RedisTestSupport"],
+            dependencies: ["RevokeStore", "RevokeCore", "Redis", "RedisSupervisor", "RedisTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RevokeServerTests",
             dependencies: [
-                "RevokeServer", "RedisTestSupport", "Redis", "RevokeCore", "ChildProcess", "LoopbackHTTP", "RevokeClient", "RevokeHummingbird", "RevokeSnapshot",
+                "RevokeServer", "RedisTestSupport", "Redis", "RedisSupervisor", "RevokeCore", "ChildProcess", "LoopbackHTTP", "RevokeClient", "RevokeHummingbird", "RevokeSnapshot",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -184,7 +207,7 @@ let package = Package(
         .executableTarget(
             name: "ClientBenchmark",
             dependencies: [
-                "ChildProcess", "Redis", "RevokeClient", "RevokeCore", "RevokeSnapshot",
+                "ChildProcess", "Redis", "RedisSupervisor", "RevokeClient", "RevokeCore", "RevokeSnapshot",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -196,14 +219,14 @@ let package = Package(
         // `make bench`: wrk against revoked's checks, the peer, and nginx, in one run.
         .executableTarget(
             name: "HTTPBenchmark",
-            dependencies: ["ChildProcess", "LoopbackHTTP", "Redis"],
+            dependencies: ["ChildProcess", "LoopbackHTTP", "Redis", "RedisSupervisor"],
             path: "Benchmarks/HTTPBenchmark",
             swiftSettings: swiftSettings
         ),
         // `make bench`: throughput of the Redis layer against redis-benchmark.
         .executableTarget(
             name: "RedisBenchmark",
-            dependencies: ["Redis"],
+            dependencies: ["Redis", "RedisSupervisor"],
             path: "Benchmarks/RedisBenchmark",
             swiftSettings: swiftSettings
         ),

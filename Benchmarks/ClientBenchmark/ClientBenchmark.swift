@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import Redis
+import RedisSupervisor
 import RevokeClient
 import RevokeCore
 import RevokeSnapshot

@@ -2,6 +2,7 @@ import ChildProcess
 import Foundation
 import LoopbackHTTP
 import Redis
+import RedisSupervisor
 
 #if canImport(Glibc)
 import Glibc

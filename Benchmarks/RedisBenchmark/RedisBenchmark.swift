@@ -1,5 +1,6 @@
 import Foundation
 import Redis
+import RedisSupervisor
 
 /// `make bench` (Redis part): EXISTS throughput of our Redis layer with 1, 16 and 64
 /// concurrent callers, against `redis-benchmark` on the same private server in the same run.

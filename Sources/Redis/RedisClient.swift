@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import Retry
 import ServiceLifecycle
 import Synchronization
 
@@ -44,7 +45,7 @@ public final class RedisClient: RedisCommandSender, Service {
 
     /// Keeps a connection up until graceful shutdown or cancellation, then closes it.
     public func run() async throws {
-        var backoff = configuration.reconnectBackoff
+        var backoff = Backoff(initial: configuration.reconnectBackoff, maximum: configuration.maximumReconnectBackoff)
         var failures = 0
         defer {
             let last = state.withLock { state -> RedisConnection? in
@@ -68,7 +69,7 @@ public final class RedisClient: RedisCommandSender, Service {
                     return
                 }
                 logger.info("connected to Redis", metadata: ["redis.address": "\(configuration)"])
-                backoff = configuration.reconnectBackoff
+                backoff.reset()
                 failures = 0
                 await cancelWhenGracefulShutdown {
                     await withTaskCancellationHandler {
@@ -94,14 +95,11 @@ public final class RedisClient: RedisCommandSender, Service {
                         metadata: ["redis.address": "\(configuration)", "redis.error": "\(error)", "redis.attempt": "\(failures)"])
                 }
             }
-            // Jitter keeps a fleet of servers from reconnecting in lockstep.
-            let jittered = backoff * Double.random(in: 0.5...1.0)
             do {
-                try await Task.sleep(for: jittered)
+                try await Task.sleep(for: backoff.next())
             } catch {
                 return
             }
-            backoff = min(backoff * 2, configuration.maximumReconnectBackoff)
         }
     }
 

@@ -61,14 +61,21 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         self.line = line
     }
 
-    /// True when Redis could not be reached or did not answer in time: a caller should
-    /// report the store as unavailable and retry later, never guess an answer.
+    /// True when Redis could not be reached, did not answer in time, or answered that it
+    /// cannot serve now (`LOADING`, `BUSY`, `READONLY`, `MASTERDOWN`, `NOREPLICAS`, `TRYAGAIN`,
+    /// `CLUSTERDOWN`): a caller should report the store as unavailable and retry later, never
+    /// guess an answer. Any other error reply (`WRONGTYPE`, `ERR ...`) is not: retrying will not
+    /// mend it.
     public var isUnavailable: Bool {
         switch code.base {
         case .unavailable, .connectionFailed, .connectionClosed, .timeout: true
+        case .commandFailed: Self.transientReplies.contains { message.hasPrefix($0) }
         default: false
         }
     }
+
+    /// Error replies that mean "not now" rather than "never".
+    private static let transientReplies = ["LOADING", "BUSY", "READONLY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN"]
 
     public var description: String {
         if let underlying { return "Redis \(code): \(message) (\(underlying))" }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Logging
 import NIOCore
 import NIOHTTP1
+import Retry
 import RevokeCore
 import RevokeSnapshot
 
@@ -37,6 +38,7 @@ extension RevokeClient {
         var cursor: String?
         var loadedAt = ContinuousClock.now
         var failures = 0
+        var backoff = Backoff(initial: .milliseconds(50), maximum: .seconds(2))
         while !Task.isCancelled {
             do {
                 if cursor == nil {
@@ -50,6 +52,7 @@ extension RevokeClient {
                     cursor = $0
                 }
                 failures = 0
+                backoff.reset()
                 switch end {
                 case .ended: continue
                 case .gone:
@@ -63,8 +66,7 @@ extension RevokeClient {
                 if failures == 1 || failures % 20 == 0 {
                     logger.warning("cannot follow revocations; retrying", metadata: ["error": "\(error)", "attempts": "\(failures)"])
                 }
-                let backoff = min(2000, 50 << min(failures - 1, 6))
-                try? await Task.sleep(for: .milliseconds(Int.random(in: backoff / 2...backoff)))
+                try? await Task.sleep(for: backoff.next())
             }
         }
     }

@@ -79,13 +79,6 @@ final class RevocationCache: Sendable {
         return .answer(RevokeClient.Verdict(revoked: false, source: .cache))
     }
 
-    /// Whether the cache would answer a `jti` without the server (for benchmarks and tests):
-    /// true when it is fresh and the filter says absent.
-    func answersLocally(jti: String) -> Bool {
-        guard fresh.load(ordering: .acquiring), let view = view.load(ordering: .acquiring) else { return false }
-        return !view.filter.mightContain(jti)
-    }
-
     func recordConfirmation(possibleHit: Bool, revoked: Bool) {
         if possibleHit && !revoked { falsePositives.increment() }
     }

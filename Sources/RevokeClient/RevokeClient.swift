@@ -117,6 +117,8 @@ public final class RevokeClient: Service, Sendable {
     let logger: Logger
     /// The cache, when configured.
     let cache: RevocationCache?
+    /// Set once `run()` has shut ``http`` down.
+    private let httpShutDown = ManagedAtomic(false)
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "revoke.client")) {
         self.configuration = configuration
@@ -130,18 +132,24 @@ public final class RevokeClient: Service, Sendable {
     }
 
     deinit {
-        // Never `syncShutdown` here: a deinit may run on an event loop, which must not block.
-        _ = http.shutdown()
+        // A safety net for a client that never ran: `run()` shuts the HTTP client down when it
+        // ends. Never `syncShutdown` here: a deinit may run on an event loop, which must not block.
+        if !httpShutDown.load(ordering: .acquiring) { _ = http.shutdown() }
     }
 
-    /// Keeps the cache fresh until cancelled or shut down gracefully; without a cache, waits.
+    /// Keeps the cache fresh until cancelled or shut down gracefully (without a cache, waits
+    /// for that), then shuts the HTTP client down: checks after `run()` returns answer by the
+    /// failure policy.
     public func run() async throws {
-        guard let cache else {
+        if let cache {
+            await cancelWhenGracefulShutdown {
+                await self.follow(cache)
+            }
+        } else {
             try? await gracefulShutdown()
-            return
         }
-        await cancelWhenGracefulShutdown {
-            await self.follow(cache)
+        if httpShutDown.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged {
+            try? await http.shutdown()
         }
     }
 
@@ -255,9 +263,3 @@ public final class RevokeClient: Service, Sendable {
     }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}

@@ -8,6 +8,11 @@ public enum Limits {
     public static let maximumTokensPerRevoke = 16
     /// Most checks in one `POST /v1/check/batch`.
     public static let maximumChecksPerBatch = 1000
+    /// Longest `reason` of an admin action, in UTF-8 bytes (in a body or a `?reason=` query).
+    public static let maximumReasonBytes = 1024
+    /// Audit entries `GET /v1/audit` returns without `limit`, and the most it returns with one.
+    public static let defaultAuditEntries = 100
+    public static let maximumAuditEntries = 1000
 }
 
 /// Why client input was refused; the server reports it as 400 `invalid_request`.

@@ -1,6 +1,7 @@
 import Hummingbird
 import RevokeClient
 import RevokeCore
+import RevokeHTTP
 
 /// Refuses requests whose bearer token Revoke says is revoked.
 ///
@@ -76,23 +77,21 @@ public enum RevocationError: Error, HTTPResponseError, Equatable {
         self == .unavailable ? .serviceUnavailable : .unauthorized
     }
 
-    var code: String { self == .unavailable ? "revocation_unavailable" : "invalid_token" }
-
-    var message: String {
+    /// The answer, in the contract's shape: 401 `invalid_token` with `WWW-Authenticate`, or 503
+    /// `revocation_unavailable` with `Retry-After`.
+    var apiError: APIError {
         switch self {
-        case .revoked: "the token has been revoked"
-        case .unreadable: "the token cannot be read"
-        case .unavailable: "the token's revocation status cannot be checked now"
+        case .unavailable:
+            return .unavailable(code: "revocation_unavailable", message: "the token's revocation status cannot be checked now")
+        case .revoked, .unreadable:
+            let message = self == .revoked ? "the token has been revoked" : "the token cannot be read"
+            return APIError(
+                .unauthorized, code: "invalid_token", message: message,
+                headers: [.wwwAuthenticate: #"Bearer error="invalid_token", error_description="\#(message)""#])
         }
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        var headers: HTTPFields = [.contentType: "application/json"]
-        switch self {
-        case .unavailable: headers[.retryAfter] = "1"
-        case .revoked, .unreadable: headers[.wwwAuthenticate] = #"Bearer error="invalid_token", error_description="\#(message)""#
-        }
-        let body = JSONValue.object(["error": .string(code), "message": .string(message)]).serialized()
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        try apiError.response(from: request, context: context)
     }
 }

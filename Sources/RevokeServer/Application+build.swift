@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import RevokeHTTP
 import Logging
 import NIOCore
 import Redis
@@ -54,12 +55,14 @@ public func buildApplication(
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: APIErrorMiddleware(storeErrors: metrics.storeErrors))
     metrics.addRoutes(to: router)
-    HealthController(redis: redis).addRoutes(to: router)
+    HealthController(store: store).addRoutes(to: router)
     LogoutController(store: store, verifier: verifier, revocations: metrics.logoutRevocations).addRoutes(to: router)
     CheckController(store: store, checks: metrics.checks).addRoutes(to: router, keyring: keyring)
     CacheController(snapshots: snapshots, hub: hub).addRoutes(to: router, keyring: keyring)
-    StatusController(redis: redis, snapshots: snapshots, namespace: configuration.namespace).addRoutes(to: router, keyring: keyring)
+    StatusController(store: store, snapshots: snapshots, namespace: configuration.namespace).addRoutes(to: router, keyring: keyring)
     RecordsController(store: store, revocations: metrics.adminRevocations, cutoffs: metrics.cutoffs).addRoutes(to: router, keyring: keyring)
+    // Last: every path answers the methods it does not serve with 405 and Allow.
+    router.refuseUnservedMethods()
 
     return Application(
         router: router,

@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import RevokeHTTP
 
 /// Lets a request through only with an API key of the required role (verifier routes are open
 /// when no verifier key is configured), and records the key's name as the request's actor.

@@ -1,6 +1,7 @@
 import Hummingbird
 import Metrics
 import RevokeCore
+import RevokeHTTP
 import RevokeStore
 
 /// `POST /v1/check` and `POST /v1/check/batch` (role verifier).
@@ -36,18 +37,22 @@ struct CheckController: Sendable {
                 parsed.append(Result { () throws(ValidationError) in try Self.query(from: object, cutoffClaims: store.cutoffClaims) })
             }
             let queries = parsed.compactMap { try? $0.get() }
-            var verdicts = try await store.check(queries).makeIterator()
+            let verdicts = try await store.check(queries)
+            // The store answers every query in order; anything else is a failure of ours, not
+            // a reason to pair a verdict with the wrong check.
+            guard verdicts.count == queries.count else {
+                throw StoreError(.failed, "\(verdicts.count) verdicts for \(queries.count) checks")
+            }
             checks.increment(by: queries.count)
+            var next = verdicts.makeIterator()
             let results: [JSONValue] = parsed.map { result in
                 switch result {
-                case .success: verdicts.next()!.json
-                case .failure(let error): .object(["error": .string("invalid_request"), "message": .string(error.message)])
+                case .success: next.next().map(\.json) ?? APIError.internalError.body
+                case .failure(let error): APIError.invalidRequest(error.message).body
                 }
             }
             return jsonResponse(.object(["results": .array(results)]))
         }
-        refuseOtherMethods(router, "/v1/check", allowed: [.post])
-        refuseOtherMethods(router, "/v1/check/batch", allowed: [.post])
     }
 
     /// Reads either form: `{"token": "<jwt>"}` (claims read, signature not re-verified) or

@@ -1,5 +1,7 @@
 import Logging
 import Redis
+import RedisSupervisor
+import Retry
 import ServiceLifecycle
 
 /// The `redis-server` that `revoked` starts and owns when no `REVOKE_REDIS_URL` is given:
@@ -28,21 +30,20 @@ public final class EmbeddedRedis: Service {
     }
 
     public func run() async throws {
-        var backoff = Duration.milliseconds(200)
+        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let server: RedisServerProcess
             do {
                 server = try await RedisServerProcess.start(options)
             } catch {
                 logger.error("could not start the embedded redis-server", metadata: ["error": "\(error)"])
-                try await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(5))
+                try await Task.sleep(for: backoff.next())
                 continue
             }
             logger.info(
                 "embedded redis-server started",
                 metadata: ["redis.pid": "\(server.pid)", "redis.port": "\(server.port)", "redis.dir": "\(options.directory)"])
-            backoff = .milliseconds(200)
+            backoff.reset()
             let exitedByItself = await withGracefulShutdownHandler {
                 _ = await withTaskCancellationHandler {
                     await server.waitUntilExit()

@@ -1,5 +1,6 @@
 import Logging
 import Redis
+import Retry
 import RevokeStore
 import ServiceLifecycle
 import Synchronization
@@ -89,6 +90,7 @@ final class EventHub: Service, Sendable {
 
     private func follow() async {
         var failures = 0
+        var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(2))
         while !Task.isCancelled {
             do {
                 // Resume where the hub was; the first time, from the end of the log. A PING
@@ -109,6 +111,7 @@ final class EventHub: Service, Sendable {
                     if let last = events.last, let cursor = EventCursor(last.id) { position = cursor }
                     if failures > 0 { logger.info("following the event log again") }
                     failures = 0
+                    backoff.reset()
                     if !events.isEmpty {
                         broadcast(events, position: position)
                         lastSent = .now
@@ -125,7 +128,7 @@ final class EventHub: Service, Sendable {
                 }
                 // Streams cannot be kept fresh: end them, so clients know and resume later.
                 endAll()
-                try? await Task.sleep(for: .milliseconds(min(2000, 50 << min(failures, 6))))
+                try? await Task.sleep(for: backoff.next())
             }
         }
     }

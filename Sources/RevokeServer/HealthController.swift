@@ -1,9 +1,10 @@
 import Hummingbird
-import Redis
+import RevokeHTTP
+import RevokeStore
 
 /// `/healthz` (the process runs) and `/readyz` (Redis answers).
 struct HealthController: Sendable {
-    let redis: RedisClient
+    let store: RevocationStore
 
     struct Status: ResponseEncodable {
         var status: String
@@ -13,13 +14,11 @@ struct HealthController: Sendable {
         router.get("/healthz") { _, _ in Status(status: "ok") }
         router.get("/readyz") { _, _ in
             do {
-                _ = try await redis.send(RedisCommand("PING"))
+                try await store.ping()
                 return Status(status: "ready")
             } catch {
                 throw APIError.storeUnavailable()
             }
         }
-        refuseOtherMethods(router, "/healthz", allowed: [.get])
-        refuseOtherMethods(router, "/readyz", allowed: [.get])
     }
 }

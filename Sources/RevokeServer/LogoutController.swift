@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import NIOCore
 import RevokeCore
+import RevokeHTTP
 import RevokeStore
 
 /// Logout flows: `POST /v1/revoke` and RFC 7009's `POST /oauth2/revoke`. No API key: holding
@@ -51,7 +52,6 @@ struct LogoutController: Sendable {
             }
             return try await answer(for: token, logger: context.logger)
         }
-        refuseOtherMethods(router, "/v1/revoke", allowed: [.post])
 
         router.post("/oauth2/revoke") { request, context -> Response in
             var request = request
@@ -68,7 +68,6 @@ struct LogoutController: Sendable {
             }
             return Response(status: .ok, headers: [.cacheControl: "no-store"])
         }
-        refuseOtherMethods(router, "/oauth2/revoke", allowed: [.post])
     }
 
     private func answer(for token: String, logger: Logger) async throws -> Response {
@@ -135,7 +134,7 @@ enum LogoutResult: Encodable {
         switch self {
         case .revoked(let body): try body.encode(to: encoder)
         case .expired: try NotStored().encode(to: encoder)
-        case .error(let error): try ["error": error.code, "message": error.message].encode(to: encoder)
+        case .error(let error): try error.body.encode(to: encoder)
         }
     }
 }

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import RevokeCore
+import RevokeHTTP
 
 /// The context of every request: Hummingbird's, plus who is calling.
 public struct RevokeRequestContext: RequestContext {
@@ -85,18 +86,4 @@ func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) th
     return Response(
         status: status, headers: [.contentType: "application/json; charset=utf-8"],
         body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
-}
-
-/// Answers the methods a path does not serve with 405 and an `Allow` header, instead of 404.
-func refuseOtherMethods(_ router: Router<RevokeRequestContext>, _ path: RouterPath, allowed: [HTTPRequest.Method]) {
-    let allow = allowed.map(\.rawValue).joined(separator: ", ")
-    let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options, .trace, HTTPRequest.Method("QUERY")!]
-    // HEAD goes with GET.
-    for method in methods where !allowed.contains(method) && !(method == .head && allowed.contains(.get)) {
-        router.on(path, method: method) { _, _ -> Response in
-            throw APIError(
-                .methodNotAllowed, code: "method_not_allowed", message: "\(method.rawValue) is not allowed here; use \(allow)",
-                headers: [.allow: allow])
-        }
-    }
 }

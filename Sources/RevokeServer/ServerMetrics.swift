@@ -11,7 +11,7 @@ final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
     /// Redis failures answered with 503.
-    let storeErrors: CoreMetrics.Counter
+    let storeErrors: StoreErrorCounters
     /// Revocations by logout flows.
     let logoutRevocations: CoreMetrics.Counter
     /// Revocations by incident responders.
@@ -23,7 +23,9 @@ final class ServerMetrics: Sendable {
 
     init() {
         factory = PrometheusMetricsFactory(registry: registry)
-        storeErrors = CoreMetrics.Counter(label: "revoke_store_errors_total", factory: factory)
+        storeErrors = StoreErrorCounters(
+            errors: CoreMetrics.Counter(label: "revoke_store_errors_total", factory: factory),
+            failures: CoreMetrics.Counter(label: "revoke_store_failures_total", factory: factory))
         logoutRevocations = CoreMetrics.Counter(label: "revoke_revocations_total", dimensions: [("source", "logout")], factory: factory)
         adminRevocations = CoreMetrics.Counter(label: "revoke_revocations_total", dimensions: [("source", "admin")], factory: factory)
         cutoffs = CoreMetrics.Counter(label: "revoke_cutoffs_total", factory: factory)
@@ -70,7 +72,6 @@ final class ServerMetrics: Sendable {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
         }
-        refuseOtherMethods(router, "/metrics", allowed: [.get])
     }
 }
 

@@ -1,21 +1,21 @@
 import Foundation
 import Hummingbird
-import Redis
 import RevokeCore
+import RevokeHTTP
 import RevokeStore
 
 /// `GET /v1/status` (role admin): what an operator asks first. Is Redis there and persisting,
 /// and how much is revoked. The counts come from the snapshot, so they are at most
 /// `REVOKE_SNAPSHOT_MAX_AGE` old and cost one scan of Redis per that period, however often asked.
 struct StatusController: Sendable {
-    let redis: RedisClient
+    let store: RevocationStore
     let snapshots: SnapshotBuilder
     let namespace: String
 
     func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
         let admin = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .admin))
         admin.get("/v1/status") { _, _ -> Response in
-            let info = Self.fields(ofInfo: try await redis.send(RedisCommand("INFO")).string ?? "")
+            let info = try await store.serverInfo()
             let built = try await snapshots.snapshot()
             let redisStatus: [String: JSONValue] = [
                 "version": .string(info["redis_version"] ?? "unknown"),
@@ -34,16 +34,5 @@ struct StatusController: Sendable {
                 "redis": .object(redisStatus),
             ]))
         }
-        refuseOtherMethods(router, "/v1/status", allowed: [.get])
-    }
-
-    /// `INFO`'s `name:value` lines, by name.
-    static func fields(ofInfo text: String) -> [String: String] {
-        var fields: [String: String] = [:]
-        for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            fields[String(line[..<colon])] = String(line[line.index(after: colon)...])
-        }
-        return fields
     }
 }

@@ -62,11 +62,13 @@ extension RevocationStore {
     /// The ID of the last event ever appended (trimmed or not), or ``EventCursor/start`` when
     /// the log is empty: events after it are those not yet written.
     public func lastEventCursor() async throws -> EventCursor {
-        guard let fields = try await streamInfo() else { return .start }
-        guard let last = fields["last-generated-id"]?.string.flatMap({ EventCursor($0) }) else {
-            throw RedisError(.unexpectedReply, "XINFO STREAM has no last-generated-id")
+        try await translatingRedisErrors {
+            guard let fields = try await streamInfo() else { return .start }
+            guard let last = fields["last-generated-id"]?.string.flatMap({ EventCursor($0) }) else {
+                throw RedisError(.unexpectedReply, "XINFO STREAM has no last-generated-id")
+            }
+            return last
         }
-        return last
     }
 
     /// Whether events after `cursor` may have been trimmed from the log, so a replay from it
@@ -77,14 +79,16 @@ extension RevocationStore {
     /// just before the first one kept counts as gone. A client may then load a snapshot it did
     /// not strictly need; it never misses an event.
     public func isTrimmed(after cursor: EventCursor) async throws -> Bool {
-        guard let fields = try await streamInfo() else { return false }
-        if let deleted = fields["max-deleted-entry-id"]?.string.flatMap({ EventCursor($0) }), cursor < deleted { return true }
-        let first = fields["first-entry"]?.array?.first?.string.flatMap { EventCursor($0) }
-        if let added = fields["entries-added"]?.integer, let length = fields["length"]?.integer, added <= length { return false }
-        if let first { return cursor < first.predecessor }
-        // Everything was trimmed: only a cursor at the very last ID missed nothing.
-        guard let last = fields["last-generated-id"]?.string.flatMap({ EventCursor($0) }) else { return true }
-        return cursor < last
+        try await translatingRedisErrors {
+            guard let fields = try await streamInfo() else { return false }
+            if let deleted = fields["max-deleted-entry-id"]?.string.flatMap({ EventCursor($0) }), cursor < deleted { return true }
+            let first = fields["first-entry"]?.array?.first?.string.flatMap { EventCursor($0) }
+            if let added = fields["entries-added"]?.integer, let length = fields["length"]?.integer, added <= length { return false }
+            if let first { return cursor < first.predecessor }
+            // Everything was trimmed: only a cursor at the very last ID missed nothing.
+            guard let last = fields["last-generated-id"]?.string.flatMap({ EventCursor($0) }) else { return true }
+            return cursor < last
+        }
     }
 
     /// `XINFO STREAM` as fields, or nil when the log does not exist yet.
@@ -101,7 +105,9 @@ extension RevocationStore {
 
     /// The events after `cursor`, oldest first, at most `count`.
     public func events(after cursor: EventCursor, count: Int) async throws -> [StoreEvent] {
-        try await redis.xrange(String(decoding: keys.events, as: UTF8.self), from: "(\(cursor)", count: count).map(StoreEvent.init)
+        try await translatingRedisErrors {
+            try await redis.xrange(String(decoding: keys.events, as: UTF8.self), from: "(\(cursor)", count: count).map(StoreEvent.init)
+        }
     }
 
     /// Waits up to `block` for events after `cursor` on `connection`, which must be a client or
@@ -109,73 +115,13 @@ extension RevocationStore {
     public func waitForEvents(after cursor: EventCursor, on connection: some RedisCommandSender, block: Duration, count: Int = 1000)
         async throws -> [StoreEvent]
     {
-        try await connection.xread(String(decoding: keys.events, as: UTF8.self), after: cursor.description, count: count, block: block)
-            .map(StoreEvent.init)
-    }
-
-    /// Every revoked `jti` that is live now, in batches, by `SCAN` over `N:jti:*` (the
-    /// namespace's glob characters escaped): Redis expires the others.
-    public func forEachRevokedJTI(batch: Int = 5000, _ body: ([String]) throws -> Void) async throws {
-        let prefix = Array("\(keys.namespace):jti:".utf8)
-        try await scan(pattern: Self.globEscaped(prefix) + Array("*".utf8), batch: batch) { keys in
-            try body(keys.map { String(decoding: $0[prefix.count...], as: UTF8.self) })
+        try await translatingRedisErrors {
+            try await connection.xread(String(decoding: keys.events, as: UTF8.self), after: cursor.description, count: count, block: block)
+                .map(StoreEvent.init)
         }
     }
 
-    /// Every live cutoff.
-    public func allCutoffs() async throws -> [CutoffRecord] {
-        let prefix = Array("\(keys.namespace):cut:".utf8)
-        var found: [[UInt8]] = []
-        try await scan(pattern: Self.globEscaped(prefix) + Array("*".utf8), batch: 1000) { found += $0 }
-        var records: [CutoffRecord] = []
-        for chunk in stride(from: 0, to: found.count, by: 1000) {
-            let keys = found[chunk..<min(chunk + 1000, found.count)]
-            let replies = try await redis.send(batch: keys.map { RedisCommand(arguments: [Array("HGETALL".utf8), $0]) })
-            for reply in replies {
-                let fields = try Self.hash(reply)
-                guard let claim = fields["claim"], let value = fields["value"], let before = fields["before"].flatMap({ Int64($0) }) else {
-                    continue
-                }
-                records.append(
-                    CutoffRecord(
-                        claim: claim, value: value, before: before,
-                        expiresAt: fields["expires_at"].flatMap { Int64($0) } ?? policy.cutoffExpiry(before: before),
-                        createdAt: fields["created_at"].flatMap { Int64($0) } ?? before, reason: fields["reason"]))
-            }
-        }
-        return records
-    }
-
-    private func scan(pattern: [UInt8], batch: Int, _ body: ([[UInt8]]) throws -> Void) async throws {
-        var cursor: [UInt8] = Array("0".utf8)
-        repeat {
-            let reply = try await redis.send(
-                RedisCommand(arguments: [
-                    Array("SCAN".utf8), cursor, Array("MATCH".utf8), pattern, Array("COUNT".utf8), Array(String(batch).utf8),
-                    Array("TYPE".utf8), Array("hash".utf8),
-                ]))
-            if case .error(let message) = reply { throw RedisError(.commandFailed, message) }
-            guard case .array(let parts) = reply, parts.count == 2, let next = parts[0].bytes, case .array(let items) = parts[1] else {
-                throw RedisError(.unexpectedReply, "SCAN did not return [cursor, keys]")
-            }
-            try body(items.compactMap(\.bytes))
-            cursor = next
-        } while cursor != Array("0".utf8)
-    }
-
-    /// `*`, `?`, `[`, `]` and `\` escaped for a `SCAN MATCH` pattern.
-    static func globEscaped(_ bytes: [UInt8]) -> [UInt8] {
-        var escaped: [UInt8] = []
-        for byte in bytes {
-            if [UInt8(ascii: "*"), UInt8(ascii: "?"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "\\")].contains(byte) {
-                escaped.append(UInt8(ascii: "\\"))
-            }
-            escaped.append(byte)
-        }
-        return escaped
-    }
-
-    private static func pairs(_ reply: RedisValue) throws -> [String: RedisValue] {
+    static func pairs(_ reply: RedisValue) throws -> [String: RedisValue] {
         let flat: [RedisValue]
         switch reply {
         case .array(let items), .map(let items): flat = items

@@ -5,7 +5,8 @@ import RevokeCore
 /// Revocations, cutoffs, checks and the audit trail, over Redis with the contract's key layout.
 ///
 /// Every write is one script (record, event, audit together); every check, single or batch,
-/// is one pipelined round trip. Errors are ``RedisError``s: the server answers them with 503.
+/// is one pipelined round trip. Failures are ``StoreError``s: unavailable (503, retry) or
+/// failed (500), never Redis' own errors.
 public final class RevocationStore: Sendable {
     /// The keys.
     public let keys: KeyLayout
@@ -54,42 +55,48 @@ public final class RevocationStore: Sendable {
     public func revoke(jti: String, expiresAt: Int64?, reason: String? = nil, actor: String? = nil) async throws
         -> RevokeOutcome
     {
-        let now = self.now()
-        let ttl: String
-        switch policy.lifetime(expiresAt: expiresAt, now: now) {
-        case .expired: return .alreadyExpired
-        case .seconds(let seconds): ttl = String(seconds)
-        case .forever: ttl = ""
+        try await translatingRedisErrors {
+            let now = self.now()
+            let ttl: String
+            switch policy.lifetime(expiresAt: expiresAt, now: now) {
+            case .expired: return .alreadyExpired
+            case .seconds(let seconds): ttl = String(seconds)
+            case .forever: ttl = ""
+            }
+            let record = RevocationRecord(jti: jti, expiresAt: expiresAt, revokedAt: Int64(now.rounded(.down)), reason: reason)
+            _ = try await redis.evaluate(
+                Scripts.revoke, keys: [keys.revocation(jti), keys.events, keys.audit],
+                arguments: [
+                    Array(jti.utf8), Array((expiresAt.map(String.init) ?? "").utf8), Array(String(record.revokedAt).utf8),
+                    Array((reason ?? "").utf8), Array(ttl.utf8), Array(String(eventLogLength).utf8),
+                    auditArgument(actor: actor, action: "revoke", target: jti, reason: reason),
+                    Array(String(auditLength).utf8),
+                ])
+            return .revoked(record)
         }
-        let record = RevocationRecord(jti: jti, expiresAt: expiresAt, revokedAt: Int64(now.rounded(.down)), reason: reason)
-        _ = try await redis.evaluate(
-            Scripts.revoke, keys: [keys.revocation(jti), keys.events, keys.audit],
-            arguments: [
-                Array(jti.utf8), Array((expiresAt.map(String.init) ?? "").utf8), Array(String(record.revokedAt).utf8),
-                Array((reason ?? "").utf8), Array(ttl.utf8), Array(String(eventLogLength).utf8),
-                auditArgument(actor: actor, action: "revoke", target: jti, reason: reason),
-                Array(String(auditLength).utf8),
-            ])
-        return .revoked(record)
     }
 
     /// Removes a revocation. Returns false when the `jti` was not revoked.
     public func unrevoke(jti: String, reason: String? = nil, actor: String? = nil) async throws -> Bool {
-        let reply = try await redis.evaluate(
-            Scripts.unrevoke, keys: [keys.revocation(jti), keys.events, keys.audit],
-            arguments: [
-                Array(jti.utf8), Array(String(eventLogLength).utf8),
-                auditArgument(actor: actor, action: "unrevoke", target: jti, reason: reason), Array(String(auditLength).utf8),
-            ])
-        return reply != .integer(0)
+        try await translatingRedisErrors {
+            let reply = try await redis.evaluate(
+                Scripts.unrevoke, keys: [keys.revocation(jti), keys.events, keys.audit],
+                arguments: [
+                    Array(jti.utf8), Array(String(eventLogLength).utf8),
+                    auditArgument(actor: actor, action: "unrevoke", target: jti, reason: reason), Array(String(auditLength).utf8),
+                ])
+            return reply != .integer(0)
+        }
     }
 
     /// The revocation of a `jti`, or nil.
     public func revocation(jti: String) async throws -> RevocationRecord? {
-        let fields = try Self.hash(try await redis.send(RedisCommand(arguments: [Array("HGETALL".utf8), keys.revocation(jti)])))
-        guard let revokedAt = fields["revoked_at"].flatMap({ Int64($0) }) else { return nil }
-        return RevocationRecord(
-            jti: jti, expiresAt: fields["expires_at"].flatMap { Int64($0) }, revokedAt: revokedAt, reason: fields["reason"])
+        try await translatingRedisErrors {
+            let fields = try Self.hash(try await redis.send(RedisCommand(arguments: [Array("HGETALL".utf8), keys.revocation(jti)])))
+            guard let revokedAt = fields["revoked_at"].flatMap({ Int64($0) }) else { return nil }
+            return RevocationRecord(
+                jti: jti, expiresAt: fields["expires_at"].flatMap { Int64($0) }, revokedAt: revokedAt, reason: fields["reason"])
+        }
     }
 
     // MARK: - Cutoffs
@@ -97,63 +104,65 @@ public final class RevocationStore: Sendable {
     /// Revokes every token whose `claim` equals `value` and was issued at or before `before`.
     /// A later cutoff for the same claim and value only moves `before` forward.
     /// - Throws: ``ValidationError`` for a claim not allowed, a `before` in the future, or one so
-    ///   old that no live token can match; ``RedisError`` when the store fails.
+    ///   old that no live token can match; ``StoreError`` when the store fails.
     public func setCutoff(
         claim: String, value: String, before: Int64? = nil, reason: String? = nil, actor: String? = nil
     ) async throws -> CutoffOutcome {
-        guard cutoffClaims.allows(claim) else {
-            throw ValidationError("claim must be one of \(cutoffClaims.names.joined(separator: ", ")), not \"\(claim)\"")
+        try await translatingRedisErrors {
+            guard cutoffClaims.allows(claim) else {
+                throw ValidationError("claim must be one of \(cutoffClaims.names.joined(separator: ", ")), not \"\(claim)\"")
+            }
+            try validateIdentifier(value, field: "value")
+            let now = self.now()
+            let current = Int64(now.rounded(.down))
+            let before = before ?? current
+            if before > current { throw ValidationError("before is in the future: a cutoff never revokes tokens not yet minted") }
+            guard case .seconds(let ttl) = policy.cutoffLifetime(before: before, now: now) else {
+                throw ValidationError("before is older than the longest token lifetime: no live token can match")
+            }
+            let expiresAt = policy.cutoffExpiry(before: before)
+            let target = "\(claim):\(value)"
+            let reply = try await redis.evaluate(
+                Scripts.setCutoff, keys: [keys.cutoff(claim: claim, value: value), keys.events, keys.audit],
+                arguments: [
+                    Array(claim.utf8), Array(value.utf8), Array(String(before).utf8), Array(String(expiresAt).utf8),
+                    Array(String(current).utf8), Array((reason ?? "").utf8), Array(String(ttl).utf8),
+                    Array(String(eventLogLength).utf8),
+                    auditArgument(actor: actor, action: "cutoff", target: target, reason: reason),
+                    Array(String(auditLength).utf8),
+                ])
+            guard case .array(let parts) = reply, parts.count == 5, let changed = parts[0].integer,
+                let storedBefore = parts[1].integer, let createdAt = parts[2].integer
+            else { throw RedisError(.unexpectedReply, "the cutoff script answered \(reply)") }
+            let record = CutoffRecord(
+                claim: claim, value: value, before: storedBefore,
+                expiresAt: parts[4].integer ?? policy.cutoffExpiry(before: storedBefore), createdAt: createdAt,
+                reason: parts[3].string)
+            return changed == 1 ? .stored(record) : .unchanged(record)
         }
-        try validateIdentifier(value, field: "value")
-        let now = self.now()
-        let current = Int64(now.rounded(.down))
-        let before = before ?? current
-        if before > current { throw ValidationError("before is in the future: a cutoff never revokes tokens not yet minted") }
-        guard case .seconds(let ttl) = policy.cutoffLifetime(before: before, now: now) else {
-            throw ValidationError("before is older than the longest token lifetime: no live token can match")
-        }
-        let expiresAt = policy.cutoffExpiry(before: before)
-        let target = "\(claim):\(value)"
-        let reply = try await redis.evaluate(
-            Scripts.setCutoff, keys: [keys.cutoff(claim: claim, value: value), keys.events, keys.audit],
-            arguments: [
-                Array(claim.utf8), Array(value.utf8), Array(String(before).utf8), Array(String(expiresAt).utf8),
-                Array(String(current).utf8), Array((reason ?? "").utf8), Array(String(ttl).utf8),
-                Array(String(eventLogLength).utf8),
-                auditArgument(actor: actor, action: "cutoff", target: target, reason: reason),
-                Array(String(auditLength).utf8),
-            ])
-        guard case .array(let parts) = reply, parts.count == 5, let changed = parts[0].integer,
-            let storedBefore = parts[1].integer, let createdAt = parts[2].integer
-        else { throw RedisError(.unexpectedReply, "the cutoff script answered \(reply)") }
-        let record = CutoffRecord(
-            claim: claim, value: value, before: storedBefore,
-            expiresAt: parts[4].integer ?? policy.cutoffExpiry(before: storedBefore), createdAt: createdAt,
-            reason: parts[3].string)
-        return changed == 1 ? .stored(record) : .unchanged(record)
     }
 
     /// Removes a cutoff. Returns false when there was none.
     public func deleteCutoff(claim: String, value: String, reason: String? = nil, actor: String? = nil) async throws -> Bool {
-        let reply = try await redis.evaluate(
-            Scripts.deleteCutoff, keys: [keys.cutoff(claim: claim, value: value), keys.events, keys.audit],
-            arguments: [
-                Array(claim.utf8), Array(value.utf8), Array(String(eventLogLength).utf8),
-                auditArgument(actor: actor, action: "uncutoff", target: "\(claim):\(value)", reason: reason),
-                Array(String(auditLength).utf8),
-            ])
-        return reply != .integer(0)
+        try await translatingRedisErrors {
+            let reply = try await redis.evaluate(
+                Scripts.deleteCutoff, keys: [keys.cutoff(claim: claim, value: value), keys.events, keys.audit],
+                arguments: [
+                    Array(claim.utf8), Array(value.utf8), Array(String(eventLogLength).utf8),
+                    auditArgument(actor: actor, action: "uncutoff", target: "\(claim):\(value)", reason: reason),
+                    Array(String(auditLength).utf8),
+                ])
+            return reply != .integer(0)
+        }
     }
 
     /// The cutoff for a claim and value, or nil.
     public func cutoff(claim: String, value: String) async throws -> CutoffRecord? {
-        let fields = try Self.hash(
-            try await redis.send(RedisCommand(arguments: [Array("HGETALL".utf8), keys.cutoff(claim: claim, value: value)])))
-        guard let before = fields["before"].flatMap({ Int64($0) }) else { return nil }
-        return CutoffRecord(
-            claim: claim, value: value, before: before,
-            expiresAt: fields["expires_at"].flatMap { Int64($0) } ?? policy.cutoffExpiry(before: before),
-            createdAt: fields["created_at"].flatMap { Int64($0) } ?? before, reason: fields["reason"])
+        try await translatingRedisErrors {
+            let fields = try Self.hash(
+                try await redis.send(RedisCommand(arguments: [Array("HGETALL".utf8), keys.cutoff(claim: claim, value: value)])))
+            return cutoffRecord(fields, claim: claim, value: value)
+        }
     }
 
     // MARK: - Checks
@@ -161,41 +170,43 @@ public final class RevocationStore: Sendable {
     /// Answers many checks with one pipelined round trip: an `EXISTS` per `jti` and an
     /// `HGET ... before` per claim a cutoff may name.
     public func check(_ queries: [CheckQuery]) async throws -> [CheckVerdict] {
-        var commands: [RedisCommand] = []
-        commands.reserveCapacity(queries.count * 2)
-        var plans: [(hasJTI: Bool, claims: [String])] = []
-        plans.reserveCapacity(queries.count)
-        for query in queries {
-            if let jti = query.jti { commands.append(RedisCommand(arguments: [Array("EXISTS".utf8), keys.revocation(jti)])) }
-            var claims: [String] = []
-            for claim in cutoffClaims.names {
-                guard let value = query.claims[claim] else { continue }
-                commands.append(
-                    RedisCommand(arguments: [Array("HGET".utf8), keys.cutoff(claim: claim, value: value), Array("before".utf8)]))
-                claims.append(claim)
+        try await translatingRedisErrors {
+            var commands: [RedisCommand] = []
+            commands.reserveCapacity(queries.count * 2)
+            var plans: [(hasJTI: Bool, claims: [String])] = []
+            plans.reserveCapacity(queries.count)
+            for query in queries {
+                if let jti = query.jti { commands.append(RedisCommand(arguments: [Array("EXISTS".utf8), keys.revocation(jti)])) }
+                var claims: [String] = []
+                for claim in cutoffClaims.names {
+                    guard let value = query.claims[claim] else { continue }
+                    commands.append(
+                        RedisCommand(arguments: [Array("HGET".utf8), keys.cutoff(claim: claim, value: value), Array("before".utf8)]))
+                    claims.append(claim)
+                }
+                plans.append((query.jti != nil, claims))
             }
-            plans.append((query.jti != nil, claims))
+            let replies = commands.isEmpty ? [] : try await redis.send(batch: commands)
+            var index = 0
+            var verdicts: [CheckVerdict] = []
+            verdicts.reserveCapacity(queries.count)
+            for (query, plan) in zip(queries, plans) {
+                var jtiRevoked = false
+                if plan.hasJTI {
+                    jtiRevoked = try Self.integer(replies[index]) > 0
+                    index += 1
+                }
+                var cutoffs: [(claim: String, before: Int64?)] = []
+                for claim in plan.claims {
+                    let reply = replies[index]
+                    index += 1
+                    if case .error(let message) = reply { throw RedisError(.commandFailed, message) }
+                    cutoffs.append((claim, reply.integer))
+                }
+                verdicts.append(CheckVerdict(query: query, jtiRevoked: jtiRevoked, cutoffs: cutoffs))
+            }
+            return verdicts
         }
-        let replies = commands.isEmpty ? [] : try await redis.send(batch: commands)
-        var index = 0
-        var verdicts: [CheckVerdict] = []
-        verdicts.reserveCapacity(queries.count)
-        for (query, plan) in zip(queries, plans) {
-            var jtiRevoked = false
-            if plan.hasJTI {
-                jtiRevoked = try Self.integer(replies[index]) > 0
-                index += 1
-            }
-            var cutoffs: [(claim: String, before: Int64?)] = []
-            for claim in plan.claims {
-                let reply = replies[index]
-                index += 1
-                if case .error(let message) = reply { throw RedisError(.commandFailed, message) }
-                cutoffs.append((claim, reply.integer))
-            }
-            verdicts.append(CheckVerdict(query: query, jtiRevoked: jtiRevoked, cutoffs: cutoffs))
-        }
-        return verdicts
     }
 
     /// Answers one check.
@@ -203,15 +214,37 @@ public final class RevocationStore: Sendable {
         try await check([query])[0]
     }
 
+    // MARK: - Redis itself
+
+    /// Whether Redis answers now (`PING`).
+    public func ping() async throws {
+        try await translatingRedisErrors { _ = try await redis.send(RedisCommand("PING")) }
+    }
+
+    /// Redis' `INFO`, as its `name:value` lines by name.
+    public func serverInfo() async throws -> [String: String] {
+        try await translatingRedisErrors {
+            let text = try await redis.send(RedisCommand("INFO")).string ?? ""
+            var fields: [String: String] = [:]
+            for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                fields[String(line[..<colon])] = String(line[line.index(after: colon)...])
+            }
+            return fields
+        }
+    }
+
     // MARK: - Audit
 
     /// The newest `limit` audit entries, newest first.
     public func audit(limit: Int) async throws -> [AuditEntry] {
-        let reply = try await redis.send(
-            RedisCommand(arguments: [Array("LRANGE".utf8), keys.audit, Array("0".utf8), Array(String(max(limit, 1) - 1).utf8)]))
-        guard case .array(let items) = reply else { throw RedisError(.unexpectedReply, "LRANGE did not return an array") }
-        let decoder = JSONDecoder()
-        return items.compactMap { item in item.bytes.flatMap { try? decoder.decode(AuditEntry.self, from: Data($0)) } }
+        try await translatingRedisErrors {
+            let reply = try await redis.send(
+                RedisCommand(arguments: [Array("LRANGE".utf8), keys.audit, Array("0".utf8), Array(String(max(limit, 1) - 1).utf8)]))
+            guard case .array(let items) = reply else { throw RedisError(.unexpectedReply, "LRANGE did not return an array") }
+            let decoder = JSONDecoder()
+            return items.compactMap { item in item.bytes.flatMap { try? decoder.decode(AuditEntry.self, from: Data($0)) } }
+        }
     }
 
     private func auditArgument(actor: String?, action: String, target: String, reason: String?) -> [UInt8] {
@@ -224,6 +257,18 @@ public final class RevocationStore: Sendable {
         if case .error(let message) = reply { throw RedisError(.commandFailed, message) }
         guard let value = reply.integer else { throw RedisError(.unexpectedReply, "expected an integer, got \(reply)") }
         return value
+    }
+
+    /// A cutoff from its hash's fields (`HGETALL`); nil when it has no `before` (gone, or
+    /// not a cutoff). `claim` and `value` default to the hash's own.
+    func cutoffRecord(_ fields: [String: String], claim: String? = nil, value: String? = nil) -> CutoffRecord? {
+        guard let claim = claim ?? fields["claim"], let value = value ?? fields["value"],
+            let before = fields["before"].flatMap({ Int64($0) })
+        else { return nil }
+        return CutoffRecord(
+            claim: claim, value: value, before: before,
+            expiresAt: fields["expires_at"].flatMap { Int64($0) } ?? policy.cutoffExpiry(before: before),
+            createdAt: fields["created_at"].flatMap { Int64($0) } ?? before, reason: fields["reason"])
     }
 
     static func hash(_ reply: RedisValue) throws -> [String: String] {

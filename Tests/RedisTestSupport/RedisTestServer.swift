@@ -1,5 +1,6 @@
 import Foundation
 import Redis
+import RedisSupervisor
 
 /// Runs `body` against a private `redis-server` on a free loopback port, then stops the
 /// server and removes its directory, whatever `body` did.

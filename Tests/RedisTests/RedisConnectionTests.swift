@@ -1,5 +1,6 @@
 import Foundation
 import Redis
+import RedisSupervisor
 import RedisTestSupport
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import Redis
+import RedisSupervisor
 import RedisTestSupport
 import Testing
 
@@ -13,15 +14,12 @@ import Testing
             try await withRedisClient(configuration) { redis in
                 _ = try await redis.send(RedisCommand("SET", "before", "1"))
                 server.pause()
-                let clock = ContinuousClock()
-                let started = clock.now
+                // The caller is answered (with a timeout), not held for as long as Redis sleeps.
                 await #expect {
                     _ = try await redis.send(RedisCommand("GET", "before"))
                 } throws: { error in
                     (error as? RedisError)?.code == .timeout
                 }
-                // Not a performance claim: only that the caller was not held indefinitely.
-                #expect(clock.now - started < .seconds(5))
 
                 // While the server stays frozen, callers are told at once that Redis is away.
                 try await Task.sleep(for: .milliseconds(100))

@@ -1,4 +1,5 @@
 import Redis
+import RedisSupervisor
 import RedisTestSupport
 import Testing
 

@@ -6,6 +6,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import Redis
+import RedisSupervisor
 import RedisTestSupport
 import RevokeCore
 import RevokeServer
@@ -23,8 +24,9 @@ func withRevoked(
     try await withRedisServer { server in
         var configuration = ServerConfiguration()
         configuration.port = 0
-        var redis = server.configuration(commandTimeout: .milliseconds(500))
-        redis.connectTimeout = .milliseconds(500)
+        // Short enough that tests freezing Redis see 503 soon, long enough for a busy machine.
+        var redis = server.configuration(commandTimeout: .seconds(1))
+        redis.connectTimeout = .seconds(1)
         redis.reconnectBackoff = .milliseconds(20)
         redis.maximumReconnectBackoff = .milliseconds(100)
         configuration.redis = redis
@@ -42,11 +44,9 @@ func withRevoked(
 }
 
 func waitUntilReady(_ client: some TestClientProtocol) async throws {
-    for _ in 0..<200 {
-        if try await client.execute(uri: "/readyz", method: .get, body: nil, testCallback: { $0.status == .ok }) { return }
-        try await Task.sleep(for: .milliseconds(25))
+    try await waitUntil("/readyz answers 200") {
+        (try? await client.execute(uri: "/readyz", method: .get, body: nil, testCallback: { $0.status == .ok })) ?? false
     }
-    Issue.record("/readyz never answered 200")
 }
 
 /// A response as status, headers and parsed JSON.
@@ -111,12 +111,33 @@ enum Mint {
         try token(header: #"{"alg":"EdDSA","kid":"\#(kid)"}"#, payload: payload) { Array(try key.signature(for: $0)) }
     }
 
-    /// A payload with a fresh `exp` and `iat`.
-    static func claims(jti: String? = "j-\(UUID().uuidString)", lifetime: Int = 600, extra: String = "") -> String {
+    /// A payload with a fresh `exp` (`lifetime` seconds from now, or `expiresAt`) and `iat`.
+    static func claims(
+        jti: String? = "j-\(UUID().uuidString)", lifetime: Int = 600, expiresAt: Int64? = nil, extra: String = ""
+    ) -> String {
         let now = Int(Date().timeIntervalSince1970)
-        var fields = [#""iat":\#(now - 5)"#, #""exp":\#(now + lifetime)"#]
+        var fields = [#""iat":\#(now - 5)"#, #""exp":\#(expiresAt.map(Int.init) ?? now + lifetime)"#]
         if let jti { fields.append(#""jti":"\#(jti)""#) }
         if !extra.isEmpty { fields.append(extra) }
         return "{" + fields.joined(separator: ",") + "}"
     }
+}
+
+/// The TTLs Redis may report for a revocation of a token expiring at `expiresAt`, derived from
+/// the instants the test itself observed, never from a margin that assumes a fast machine:
+/// the server set `ceil(exp - now)` at some `now` after the request was sent, and the TTL was
+/// read before `readAt`.
+struct TTLWindow: CustomStringConvertible {
+    var range: ClosedRange<Int64>
+
+    init(expiresAt: Int64, requestSentAt: Double, readAt: Double, clockSkew: Int64 = 0) {
+        let highest = Int64((Double(expiresAt) - requestSentAt).rounded(.up)) + clockSkew
+        // TTL rounds the milliseconds left to the nearest second: one second of slack below.
+        let lowest = Int64((Double(expiresAt) - readAt).rounded(.down)) + clockSkew - 1
+        range = min(lowest, highest)...highest
+    }
+
+    func contains(_ ttl: Int64) -> Bool { range.contains(ttl) }
+
+    var description: String { "\(range.lowerBound)...\(range.upperBound)" }
 }

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import Redis
+import RedisSupervisor
 import RedisTestSupport
 import RevokeClient
 import RevokeCore
@@ -27,13 +28,10 @@ final class AppliedEvents: Sendable {
 
     var count: Int { events.withLock { $0.count } }
 
-    /// Waits until more than `count` events were applied (up to 10 s).
+    /// Waits until more than `count` events were applied. The limit only turns a lost event
+    /// into a failure instead of a hang; it is no claim about speed.
     func waitForMore(than count: Int) async throws {
-        for _ in 0..<1000 {
-            if self.count > count { return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        Issue.record("no event arrived within 10 s")
+        try await waitUntil("more than \(count) events applied") { self.count > count }
     }
 }
 
@@ -53,7 +51,9 @@ func withCachingClient(
     }
 }
 
-func waitUntil(_ what: String, seconds: Double = 10, _ condition: @Sendable () async -> Bool) async throws {
+/// Waits until `condition` holds. The limit only turns "never" into a failure instead of a
+/// hang, so it is generous: no test relies on how fast the machine is.
+func waitUntil(_ what: String, seconds: Double = 60, _ condition: @Sendable () async -> Bool) async throws {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if await condition() { return }
@@ -150,7 +150,12 @@ func waitUntil(_ what: String, seconds: Double = 10, _ condition: @Sendable () a
             #expect(try await client.call(.post, "/v1/revocations", json: #"{"jti":"short-lived","expires_at":\#(expiresAt)}"#, key: "admin-secret").status == .created)
             try await withCachingClient(port: port, cache: .init(refreshInterval: .seconds(1), onEvent: applied.onEvent)) { revoke in
                 let query = CheckQuery(jti: "short-lived")
-                #expect(await revoke.check(query) == .init(revoked: true, reason: .jti, source: .server))
+                // Answered before it expired (by the time the test saw): revoked, by the server,
+                // since the filter holds it. A slower machine may reach this line too late to ask.
+                let verdict = await revoke.check(query)
+                if Date().timeIntervalSince1970 < Double(expiresAt) {
+                    #expect(verdict == .init(revoked: true, reason: .jti, source: .server))
+                }
                 let loaded = revoke.snapshotsLoaded
                 // Once Redis expires it and a new snapshot loads, the filter no longer holds it.
                 try await waitUntil("the expired jti left the filter") {
@@ -224,12 +229,13 @@ func waitUntil(_ what: String, seconds: Double = 10, _ condition: @Sendable () a
             let server = try Revoked.start(port: port, redisURL: url, environment: ["REVOKE_ADMIN_KEYS": "ops:k"])
             defer { server.process.signal(SIGKILL) }
             try await server.waitUntilReady()
-            let closed = RevokeClient.CacheConfiguration(staleness: .milliseconds(600))
-            let open = RevokeClient.CacheConfiguration(staleness: .milliseconds(600), failurePolicy: .failOpen)
+            // Three heartbeats' worth of silence, so a busy machine does not go stale by chance.
+            let closed = RevokeClient.CacheConfiguration(staleness: .seconds(3))
+            let open = RevokeClient.CacheConfiguration(staleness: .seconds(3), failurePolicy: .failOpen)
             try await withCachingClient(port: port, cache: closed, requestTimeout: .milliseconds(300)) { failClosed in
                 try await withCachingClient(port: port, cache: open, requestTimeout: .milliseconds(300)) { failOpen in
                     let query = CheckQuery(jti: "anything")
-                    #expect(await failClosed.check(query) == .init(revoked: false, source: .cache))
+                    try await waitUntil("answered from the cache") { await failClosed.check(query) == .init(revoked: false, source: .cache) }
                     // Frozen: no heartbeat, so the caches go stale and ask the server, which
                     // cannot answer: each applies its policy within the request timeout.
                     server.process.signal(SIGSTOP)
@@ -237,8 +243,9 @@ func waitUntil(_ what: String, seconds: Double = 10, _ condition: @Sendable () a
                     #expect(await failClosed.check(query) == .init(revoked: true, reason: .unavailable, source: .policy))
                     #expect(await failOpen.check(query) == .init(revoked: false, reason: .unavailable, source: .policy))
                     server.process.signal(SIGCONT)
-                    try await waitUntil("the cache is fresh again") { failClosed.isCacheFresh }
-                    #expect(await failClosed.check(query) == .init(revoked: false, source: .cache))
+                    try await waitUntil("answered from the cache again") {
+                        await failClosed.check(query) == .init(revoked: false, source: .cache)
+                    }
                 }
             }
         }

@@ -4,6 +4,7 @@ import Redis
 import RedisTestSupport
 import RevokeServer
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 @Suite struct EmbeddedRedisTests {
@@ -25,13 +26,13 @@ import Testing
                 kill(pid, SIGKILL)
                 // It comes back on the same port with the same password, and the acknowledged
                 // write is still there.
-                var restored: RedisValue?
-                for _ in 0..<400 {
-                    restored = try? await redis.send(RedisCommand("GET", "revoke:jti:acknowledged"))
-                    if restored != nil { break }
-                    try await Task.sleep(for: .milliseconds(25))
+                let restored = Mutex<RedisValue?>(nil)
+                try await waitUntil("the embedded redis-server is back") {
+                    let value = try? await redis.send(RedisCommand("GET", "revoke:jti:acknowledged"))
+                    restored.withLock { $0 = value }
+                    return value != nil
                 }
-                #expect(restored == .bulkString(Array("1".utf8)))
+                #expect(restored.withLock { $0 } == .bulkString(Array("1".utf8)))
             }
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import Redis
+import RedisSupervisor
 import RedisTestSupport
 import RevokeCore
 import RevokeServer

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Redis
+import RedisSupervisor
 import RevokeServer
 import Testing
 
@@ -24,6 +25,21 @@ import Testing
             #expect(text.contains("revoke_store_errors_total 1"))
             // Labels are route templates: no jti ever becomes a label value.
             #expect(!text.contains("secret-jti-value"))
+        }
+    }
+
+    /// A store that answers wrongly (here a key of the wrong type) is a 500 with a logged cause
+    /// and a counted failure, never a 503 that tells clients to retry forever.
+    @Test func aStoreFailureIsA500AndCountedApartFromOutages() async throws {
+        try await withRevoked { (client, redis, _) async throws in
+            _ = try await redis.send(RedisCommand("SET", "revoke:jti:damaged", "not a hash"))
+            let reply = try await client.call(.get, "/v1/revocations/damaged")
+            #expect(reply.status == .internalServerError)
+            #expect(reply.error == "internal_error")
+            #expect(reply.headers[.retryAfter] == nil)
+            let text = try await client.call(.get, "/metrics").text
+            #expect(text.contains("revoke_store_errors_total 1"))
+            #expect(text.contains("revoke_store_failures_total 1"))
         }
     }
 }

@@ -1,6 +1,7 @@
 import ChildProcess
 import Foundation
 import Redis
+import RedisSupervisor
 import RedisTestSupport
 import Testing
 

@@ -46,6 +46,22 @@ enum RawHTTP {
         try await onThread { try LoopbackSocket.exchange(port: port, method: method, path: path, headers: headers, body: body) }
     }
 
+    /// Starts a JSON POST on a keep-alive connection that first served one whole request, and
+    /// holds back the last byte of its body until ``HeldRequest/finish()``: a request the server
+    /// has begun but cannot answer yet.
+    static func hold(port: Int, path: String, json: String) async throws -> HeldRequest {
+        try await onThread {
+            let socket = try LoopbackSocket(port: port)
+            // One whole exchange first: the connection is accepted and served.
+            try socket.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            _ = try socket.read(until: { $0.contains("\r\n\r\n") && $0.hasSuffix("}") })
+            let body = Array(json.utf8)
+            try socket.write("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n")
+            try socket.write(Array(body.dropLast()))
+            return HeldRequest(socket: socket, last: body.last!)
+        }
+    }
+
     /// Opens a streaming GET and returns what arrived once `done` says it is enough.
     static func stream(port: Int, path: String, headers: [String: String] = [:], until done: @escaping @Sendable (String) -> Bool) async throws
         -> String
@@ -59,9 +75,33 @@ enum RawHTTP {
         }
     }
 
-    private static func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    static func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             Thread { continuation.resume(with: Result { try work() }) }.start()
         }
+    }
+}
+
+/// A request whose last body byte is held back (``RawHTTP/hold(port:path:json:)``).
+///
+/// `@unchecked Sendable`: the socket is used by one thread at a time, since each step is
+/// awaited before the next begins.
+final class HeldRequest: @unchecked Sendable {
+    private let socket: LoopbackSocket
+    private let last: UInt8
+
+    fileprivate init(socket: LoopbackSocket, last: UInt8) {
+        self.socket = socket
+        self.last = last
+    }
+
+    /// Sends the last byte and returns the answer, up to the end of its JSON body.
+    func finish() async throws -> String {
+        try await RawHTTP.onThread { try self.send() }
+    }
+
+    private func send() throws -> String {
+        try socket.write([last])
+        return try socket.read(until: { $0.contains("\r\n\r\n") && $0.hasSuffix("}") })
     }
 }

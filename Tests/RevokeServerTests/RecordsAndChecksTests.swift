@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Redis
+import RedisSupervisor
 import RevokeCore
 import RevokeServer
 import Testing

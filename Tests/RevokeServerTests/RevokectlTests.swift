@@ -2,6 +2,7 @@ import ChildProcess
 import Foundation
 import HummingbirdTesting
 import Redis
+import RedisSupervisor
 import RedisTestSupport
 import RevokeCore
 import RevokeServer

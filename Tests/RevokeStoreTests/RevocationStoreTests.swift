@@ -1,5 +1,6 @@
 import Foundation
 import Redis
+import RedisSupervisor
 import RedisTestSupport
 import RevokeCore
 import RevokeStore
@@ -36,11 +37,24 @@ final class TestClock: Sendable {
         try await redis.send(RedisCommand(arguments: [Array("TTL".utf8), key])).integer
     }
 
+    /// Whether `key` was given a TTL of exactly `seconds` by a write made after `written`:
+    /// Redis counts down in real time, so its `PTTL` is the TTL set less the time the test saw
+    /// pass since then (however slow the machine), never a fixed margin.
+    private func ttlWasSet(_ redis: RedisClient, _ key: [UInt8], to seconds: Int64, after written: ContinuousClock.Instant)
+        async throws -> Bool
+    {
+        guard let left = try await redis.send(RedisCommand(arguments: [Array("PTTL".utf8), key])).integer else { return false }
+        let elapsed = ContinuousClock.now - written
+        let elapsedMilliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000 + 1
+        return (seconds * 1000 - elapsedMilliseconds)...(seconds * 1000) ~= left
+    }
+
     @Test func storesARevocationUnderItsKeyWithTheRemainingLifetime() async throws {
         try await withStore(skew: 30) { store, redis, _ in
+            let written = ContinuousClock.now
             let outcome = try await store.revoke(jti: "abc", expiresAt: Int64(Self.start) + 600)
             #expect(outcome == .revoked(RevocationRecord(jti: "abc", expiresAt: Int64(Self.start) + 600, revokedAt: Int64(Self.start), reason: nil)))
-            #expect(try await ttl(redis, Array("revoke:jti:abc".utf8)) == 630)
+            #expect(try await ttlWasSet(redis, Array("revoke:jti:abc".utf8), to: 630, after: written))
             #expect(try await store.revocation(jti: "abc")?.expiresAt == Int64(Self.start) + 600)
             #expect(try await store.check(CheckQuery(jti: "abc")) == .revokedByJTI)
             #expect(try await store.check(CheckQuery(jti: "abd")) == .allowed)
@@ -75,11 +89,12 @@ final class TestClock: Sendable {
         try await withStore { store, redis, clock in
             _ = try await store.revoke(jti: "j", expiresAt: Int64(Self.start) + 100, reason: "first", actor: "ops")
             clock.advance(10)
+            let written = ContinuousClock.now
             _ = try await store.revoke(jti: "j", expiresAt: Int64(Self.start) + 200, reason: "second", actor: "ops")
             let record = try #require(try await store.revocation(jti: "j"))
             #expect(record.reason == "second")
             #expect(record.revokedAt == Int64(Self.start) + 10)
-            #expect(try await ttl(redis, Array("revoke:jti:j".utf8)) == 190)
+            #expect(try await ttlWasSet(redis, Array("revoke:jti:j".utf8), to: 190, after: written))
             #expect(try await store.unrevoke(jti: "j", actor: "ops"))
             #expect(try await !store.unrevoke(jti: "j", actor: "ops"))
             #expect(try await store.revocation(jti: "j") == nil)
@@ -105,6 +120,7 @@ final class TestClock: Sendable {
 
     @Test func cutoffsOnlyMoveForwardAndKeepTheirCreationTime() async throws {
         try await withStore { store, redis, clock in
+            let written = ContinuousClock.now
             let first = try await store.setCutoff(claim: "sub", value: "alice", before: Int64(Self.start) - 100, reason: "phished", actor: "ops")
             guard case .stored(let created) = first else {
                 Issue.record("expected a stored cutoff, got \(first)")
@@ -113,7 +129,7 @@ final class TestClock: Sendable {
             #expect(created.before == Int64(Self.start) - 100)
             #expect(created.expiresAt == Int64(Self.start) - 100 + 3_600)
             #expect(created.createdAt == Int64(Self.start))
-            #expect(try await ttl(redis, Array("revoke:cut:sub:alice".utf8)) == 3_500)
+            #expect(try await ttlWasSet(redis, Array("revoke:cut:sub:alice".utf8), to: 3_500, after: written))
 
             let earlier = try await store.setCutoff(claim: "sub", value: "alice", before: Int64(Self.start) - 200)
             #expect(earlier == .unchanged(created))
@@ -189,8 +205,26 @@ final class TestClock: Sendable {
                 await #expect {
                     _ = try await store.check(CheckQuery(jti: "x"))
                 } throws: { error in
-                    (error as? RedisError)?.isUnavailable == true
+                    (error as? StoreError)?.kind == .unavailable
                 }
+            }
+        }
+    }
+
+    /// A key of the wrong type is a failure of the store, not an outage: retrying will not mend it.
+    @Test func aDamagedKeyIsAFailureNotAnOutage() async throws {
+        try await withStore { store, redis, _ in
+            _ = try await redis.send(RedisCommand("SET", "revoke:jti:damaged", "not a hash"))
+            await #expect {
+                _ = try await store.revocation(jti: "damaged")
+            } throws: { error in
+                (error as? StoreError)?.kind == .failed
+            }
+            _ = try await redis.send(RedisCommand("SET", "revoke:cut:sub:damaged", "not a hash"))
+            await #expect {
+                _ = try await store.check(CheckQuery(claims: ["sub": "damaged"]))
+            } throws: { error in
+                (error as? StoreError)?.kind == .failed
             }
         }
     }

@@ -88,7 +88,12 @@ cases = []
 
 
 def case(name, token, jti=None):
-    cases.append({"name": name, "token": token, "jti": jti, "pyjwt": pyjwt_verdict(token)})
+    try:
+        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    except (jwt.PyJWTError, ValueError, TypeError):
+        exp = None
+    cases.append({"name": name, "token": token, "jti": jti, "exp": exp if isinstance(exp, int) else None,
+                  "pyjwt": pyjwt_verdict(token)})
 
 
 for alg, (key, kid) in signers.items():

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import ChildProcess
 import Foundation
+import Redis
 
 /// A `redis-server` process this program started and owns: the embedded store of `revoked`
 /// and the private server of every test that needs Redis.

@@ -2,6 +2,7 @@ import Hummingbird
 import Logging
 import Metrics
 import RevokeCore
+import RevokeHTTP
 import RevokeStore
 
 /// Revocations and cutoffs: read with the verifier role, changed with the admin role; the audit.
@@ -89,21 +90,16 @@ struct RecordsController: Sendable {
         }
 
         admin.get("/v1/audit") { request, _ -> Response in
-            var limit = 100
+            var limit = Limits.defaultAuditEntries
             if let text = request.uri.queryParameters.get("limit") {
-                guard let number = Int(text), (1...1000).contains(number) else {
-                    throw APIError.invalidRequest("limit must be a whole number from 1 to 1000")
+                guard let number = Int(text), (1...Limits.maximumAuditEntries).contains(number) else {
+                    throw APIError.invalidRequest("limit must be a whole number from 1 to \(Limits.maximumAuditEntries)")
                 }
                 limit = number
             }
             return try jsonResponse(["entries": try await store.audit(limit: limit)])
         }
 
-        refuseOtherMethods(router, "/v1/revocations", allowed: [.post])
-        refuseOtherMethods(router, "/v1/revocations/:jti", allowed: [.get, .delete])
-        refuseOtherMethods(router, "/v1/cutoffs", allowed: [.post])
-        refuseOtherMethods(router, "/v1/cutoffs/:claim/:value", allowed: [.get, .delete])
-        refuseOtherMethods(router, "/v1/audit", allowed: [.get])
     }
 
     /// Admin actions are logged at `info` (the audit list in Redis is the record; the log lets
@@ -118,12 +114,14 @@ struct RecordsController: Sendable {
         try reason(body["reason"])
     }
 
-    /// A reason from a body or a query: a string of at most 1024 bytes, or nothing.
+    /// A reason from a body or a query: a string of at most ``Limits/maximumReasonBytes``, or nothing.
     private static func reason(_ value: JSONValue?) throws -> String? {
         switch value {
         case nil, .null?: return nil
         case .string(let text)?:
-            guard text.utf8.count <= 1024 else { throw APIError.invalidRequest("reason is longer than 1024 bytes") }
+            guard text.utf8.count <= Limits.maximumReasonBytes else {
+                throw APIError.invalidRequest("reason is longer than \(Limits.maximumReasonBytes) bytes")
+            }
             return text.isEmpty ? nil : text
         default: throw APIError.invalidRequest("reason must be a string")
         }

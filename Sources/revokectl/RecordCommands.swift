@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import NIOHTTP1
+import RevokeCore
+
+/// Which record a command names: a `jti`, or a cutoff.
+struct Target: ParsableArguments {
+    @Option(help: "A revoked jti.")
+    var jti: String?
+
+    @Option(help: "A cutoff's claim (with --value).")
+    var claim: String?
+
+    @Option(help: "A cutoff's value (with --claim).")
+    var value: String?
+
+    func validate() throws {
+        guard (jti != nil) != (claim != nil || value != nil) else { throw UsageError("give --jti, or --claim and --value") }
+        guard jti != nil || (claim != nil && value != nil) else { throw UsageError("--claim and --value go together") }
+    }
+
+    var path: String {
+        if let jti { return "/v1/revocations/\(API.segment(jti))" }
+        return "/v1/cutoffs/\(API.segment(claim!))/\(API.segment(value!))"
+    }
+
+    var name: String { jti.map { "jti \($0.debugDescription)" } ?? "cutoff \(claim!) \(value!.debugDescription)" }
+}
+
+/// `revokectl unrevoke`: undoes a revocation or a cutoff.
+struct Unrevoke: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove a revocation (--jti) or a cutoff (--claim, --value).",
+        discussion: """
+            DELETE /v1/revocations/{jti} or /v1/cutoffs/{claim}/{value} (admin key). Exit status 1 when \
+            there was nothing to remove.
+
+            Example:
+              revokectl unrevoke --jti 0b4e7a0e --reason "revoked by mistake"
+              revokectl unrevoke --claim sub --value alice --reason "INC-4121 closed"
+            """)
+
+    @OptionGroup var server: ServerOptions
+    @OptionGroup var target: Target
+
+    @Option(help: "Why, for the audit log.")
+    var reason: String?
+
+    func run() async throws {
+        try await server.withAPI { api in
+            let query = reason.map { "?reason=\(API.segment($0))" } ?? ""
+            let reply = try await api.call(.DELETE, target.path + query)
+            switch reply.status {
+            case 204:
+                if server.json { Terminal.json(.object(["removed": .bool(true)])) } else { print("removed \(target.name)") }
+            case 404: throw CLIError(message: "\(target.name) is not revoked: nothing to remove", code: ExitStatus.refused)
+            default: throw API.refusal(reply, doing: "not removed")
+            }
+        }
+    }
+}
+
+/// `revokectl show`: one record.
+struct Show: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a revocation (--jti) or a cutoff (--claim, --value).",
+        discussion: """
+            Exit status 1 when there is none.
+
+            Example:
+              revokectl show --jti 0b4e7a0e
+              revokectl show --claim sub --value alice --json
+            """)
+
+    @OptionGroup var server: ServerOptions
+    @OptionGroup var target: Target
+
+    func run() async throws {
+        try await server.withAPI { api in
+            let reply = try await api.call(.GET, target.path)
+            switch reply.status {
+            case 200:
+                try RevokeCommand.single(
+                    .done(reply.body), json: server.json,
+                    order: target.jti != nil ? ["jti", "revoked", "expires_at", "revoked_at", "reason"] : Cutoffs.order)
+            case 404: throw CLIError(message: "\(target.name) is not revoked", code: ExitStatus.refused)
+            default: throw API.refusal(reply, doing: "cannot show \(target.name)")
+            }
+        }
+    }
+}
