@@ -18,8 +18,10 @@ extension RevokeClient {
     }
 
     /// Loads the snapshot, follows the events, reconnects with backoff and resumes from its
-    /// cursor, loads a new snapshot on 410 and every refresh interval; and, beside it, judges
-    /// every 100 ms whether the cache is still fresh.
+    /// cursor, loads a new snapshot on 410 (with backoff too: a log that rolls faster than the
+    /// client loads must not become a loop), on an event it cannot read, and every refresh
+    /// interval; and, beside it, judges every 100 ms whether the cache is still fresh. The cache
+    /// counts as fresh only while its stream is live (a heartbeat came, and no stream ended since).
     func follow(_ cache: RevocationCache) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -39,6 +41,8 @@ extension RevokeClient {
         var loadedAt = ContinuousClock.now
         var failures = 0
         var backoff = Backoff(initial: .milliseconds(50), maximum: .seconds(2))
+        // 410s in a row: each waits longer before the next snapshot.
+        var reload = Backoff(initial: .milliseconds(100), maximum: .seconds(5))
         while !Task.isCancelled {
             do {
                 if cursor == nil {
@@ -50,7 +54,10 @@ extension RevokeClient {
                 }
                 let end = try await streamEvents(after: cursor!, into: cache, refreshAt: loadedAt + cache.configuration.refreshInterval) {
                     cursor = $0
+                } wentLive: {
+                    reload.reset()
                 }
+                cache.lost()
                 failures = 0
                 backoff.reset()
                 switch end {
@@ -58,9 +65,16 @@ extension RevokeClient {
                 case .gone:
                     logger.info("the event log no longer holds the cache's cursor; loading a snapshot")
                     cursor = nil
+                    try? await Task.sleep(for: reload.next())
                 case .refreshDue: cursor = nil
                 }
+            } catch let error as RevocationCache.UnreadableEvent {
+                cache.lost()
+                logger.warning("an event could not be applied; loading a snapshot", metadata: ["error": "\(error)"])
+                cursor = nil
+                try? await Task.sleep(for: reload.next())
             } catch {
+                cache.lost()
                 if Task.isCancelled { return }
                 failures += 1
                 if failures == 1 || failures % 20 == 0 {
@@ -84,7 +98,7 @@ extension RevokeClient {
     /// Reads `GET /v1/events?since=<cursor>` and applies each event to the cache.
     private func streamEvents(
         after cursor: String, into cache: RevocationCache, refreshAt: ContinuousClock.Instant,
-        advance: (String) -> Void
+        advance: (String) -> Void, wentLive: () -> Void
     ) async throws -> StreamEnd {
         var request = request("/v1/events?since=\(cursor)")
         request.headers.add(name: "Accept", value: "text/event-stream")
@@ -94,20 +108,26 @@ extension RevokeClient {
             throw ServerError(status: Int(response.status.code), description: "GET /v1/events: \(response.status)")
         }
         var parser = EventStreamParser()
+        var live = false
         for try await buffer in response.body {
             for message in parser.feed(buffer.readableBytesView) {
                 switch message {
                 case .comment:
+                    // The server comments only on a stream that has caught up with the log.
+                    if !live {
+                        live = true
+                        wentLive()
+                    }
                     cache.heard()
                 case .event(let type, let id, let data):
-                    if case .object(let object)? = try? JSONValue(parsing: data.utf8) {
-                        cache.apply(type: type, data: object)
-                    }
-                    if let id {
-                        advance(id)
-                        cache.configuration.onEvent?(type, id)
-                    }
-                    cache.heard()
+                    var object: [String: JSONValue]?
+                    if case .object(let parsed)? = try? JSONValue(parsing: data.utf8) { object = parsed }
+                    // Applied before its cursor is taken: one it cannot read stops here, and
+                    // the snapshot loaded next covers it.
+                    try cache.apply(type: type, data: object)
+                    guard let id else { throw RevocationCache.UnreadableEvent(type: type) }
+                    advance(id)
+                    cache.configuration.onEvent?(type, id)
                 }
             }
             if ContinuousClock.now >= refreshAt { return .refreshDue }

@@ -16,12 +16,27 @@ final class RevocationCache: Sendable {
     /// cutoff changes, while `jti`s from events are added to its filter in place.
     final class View: AtomicReference, Sendable {
         let filter: BloomFilter
-        /// claim → value → (before, expiresAt).
-        let cutoffs: [String: [String: (before: Int64, expiresAt: Int64)]]
+        /// claim → value (its UTF-8 bytes) → `before`. Keyed by bytes, as the server stores
+        /// them: Swift's `String` equality would take "é" composed and decomposed for one
+        /// value, and they are two users.
+        let cutoffs: [String: [[UInt8]: Int64]]
+        /// The claims in the order the server matches them (its configured order, as the
+        /// snapshot lists its cutoffs), so the claim a verdict names is the server's.
+        let claimOrder: [String]
 
-        init(filter: BloomFilter, cutoffs: [String: [String: (before: Int64, expiresAt: Int64)]]) {
+        init(filter: BloomFilter, cutoffs: [String: [[UInt8]: Int64]], claimOrder: [String]) {
             self.filter = filter
             self.cutoffs = cutoffs
+            self.claimOrder = claimOrder
+        }
+
+        /// The same filter, with one cutoff set (or removed, with nil).
+        func setting(claim: String, value: [UInt8], before: Int64?) -> View {
+            var cutoffs = self.cutoffs
+            cutoffs[claim, default: [:]][value] = before
+            if cutoffs[claim]?.isEmpty == true { cutoffs[claim] = nil }
+            let order = claimOrder.contains(claim) || before == nil ? claimOrder : claimOrder + [claim]
+            return View(filter: filter, cutoffs: cutoffs, claimOrder: order)
         }
     }
 
@@ -62,13 +77,15 @@ final class RevocationCache: Sendable {
             return .askServer(possibleHit: false)
         }
         if !view.cutoffs.isEmpty {
-            for (claim, value) in query.claims {
-                guard let cutoff = view.cutoffs[claim]?[value] else { continue }
-                // A missing iat matches; an expired cutoff can match no live token.
-                if query.issuedAt.map({ $0 <= Double(cutoff.before) }) ?? true, Double(cutoff.expiresAt) > Date().timeIntervalSince1970 {
-                    cacheAnswers.increment()
-                    return .answer(RevokeClient.Verdict(revoked: true, reason: .cutoff(claim: claim), source: .cache))
-                }
+            // The domain's rule, in the server's claim order. A cutoff stays until a snapshot
+            // no longer has it: the server's snapshot holds every cutoff Redis still keeps
+            // (clock skew included), and one past its life can match no token still valid.
+            for claim in view.claimOrder {
+                guard let values = view.cutoffs[claim], let value = query.claims[claim],
+                    let before = values[Array(value.utf8)], CutoffRecord.revokes(issuedAt: query.issuedAt, before: before)
+                else { continue }
+                cacheAnswers.increment()
+                return .answer(RevokeClient.Verdict(revoked: true, reason: .cutoff(claim: claim), source: .cache))
             }
         }
         if let jti = query.jti, view.filter.mightContain(jti) {
@@ -92,41 +109,61 @@ final class RevocationCache: Sendable {
     // MARK: - Changes (from the following task only)
 
     func load(_ snapshot: Snapshot) {
-        var cutoffs: [String: [String: (before: Int64, expiresAt: Int64)]] = [:]
-        for cutoff in snapshot.cutoffs { cutoffs[cutoff.claim, default: [:]][cutoff.value] = (cutoff.before, cutoff.expiresAt) }
-        view.store(View(filter: snapshot.filter, cutoffs: cutoffs), ordering: .releasing)
+        var cutoffs: [String: [[UInt8]: Int64]] = [:]
+        var order: [String] = []
+        for cutoff in snapshot.cutoffs {
+            if cutoffs[cutoff.claim] == nil { order.append(cutoff.claim) }
+            cutoffs[cutoff.claim, default: [:]][Array(cutoff.value.utf8)] = cutoff.before
+        }
+        view.store(View(filter: snapshot.filter, cutoffs: cutoffs, claimOrder: order), ordering: .releasing)
         snapshotsLoaded.wrappingIncrement(ordering: .relaxed)
         snapshots.increment()
-        heard()
+        // Not fresh yet: the cache is fresh once its stream from the snapshot's cursor is live.
+        lost()
+    }
+
+    /// Why an event could not be applied: the cache must load a snapshot again, never skip it.
+    struct UnreadableEvent: Error, CustomStringConvertible {
+        var type: String
+        var description: String { "an event of type \(type.debugDescription) could not be read" }
     }
 
     /// Applies one event of the log.
-    func apply(type: String, data: [String: JSONValue]) {
-        guard let current = view.load(ordering: .acquiring) else { return }
+    /// - Throws: ``UnreadableEvent`` for an event it cannot read or does not know.
+    func apply(type: String, data: [String: JSONValue]?) throws(UnreadableEvent) {
+        guard let current = view.load(ordering: .acquiring), let data else { throw UnreadableEvent(type: type) }
         switch type {
         case "revocation":
-            if case .string(let jti)? = data["jti"] { current.filter.insert(jti) }
+            guard case .string(let jti)? = data["jti"] else { throw UnreadableEvent(type: type) }
+            current.filter.insert(jti)
+        case "unrevocation":
+            // It cannot leave a Bloom filter: the server answers that jti's "maybe" until the
+            // next snapshot.
+            guard case .string? = data["jti"] else { throw UnreadableEvent(type: type) }
         case "cutoff":
             guard case .string(let claim)? = data["claim"], case .string(let value)? = data["value"],
-                case .number(let before)? = data["before"], case .number(let expiresAt)? = data["expires_at"]
-            else { return }
-            var cutoffs = current.cutoffs
-            cutoffs[claim, default: [:]][value] = (Int64(before), Int64(expiresAt))
-            view.store(View(filter: current.filter, cutoffs: cutoffs), ordering: .releasing)
+                case .number(let before)? = data["before"], let seconds = Int64(exactly: before.rounded(.down))
+            else { throw UnreadableEvent(type: type) }
+            view.store(current.setting(claim: claim, value: Array(value.utf8), before: seconds), ordering: .releasing)
         case "uncutoff":
-            guard case .string(let claim)? = data["claim"], case .string(let value)? = data["value"] else { return }
-            var cutoffs = current.cutoffs
-            cutoffs[claim]?[value] = nil
-            view.store(View(filter: current.filter, cutoffs: cutoffs), ordering: .releasing)
+            guard case .string(let claim)? = data["claim"], case .string(let value)? = data["value"] else {
+                throw UnreadableEvent(type: type)
+            }
+            view.store(current.setting(claim: claim, value: Array(value.utf8), before: nil), ordering: .releasing)
         default:
-            // An unrevocation cannot leave a Bloom filter: the server answers that jti's
-            // "maybe" until the next snapshot.
-            break
+            throw UnreadableEvent(type: type)
         }
         events.increment()
     }
 
-    /// The server was heard from (an event, a heartbeat, a snapshot).
+    /// The cache is not following the live log (its stream ended, or a snapshot just loaded):
+    /// from now until it hears a heartbeat again, the server answers.
+    func lost() {
+        fresh.store(false, ordering: .releasing)
+    }
+
+    /// The live log was heard from: a heartbeat, which the server sends only on a stream that
+    /// has caught up with the log.
     func heard() {
         lastHeard.store(nanoseconds(ContinuousClock.now - origin), ordering: .relaxed)
         fresh.store(true, ordering: .releasing)

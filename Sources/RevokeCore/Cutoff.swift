@@ -62,6 +62,10 @@ public struct CutoffClaims: Sendable, Equatable {
     /// Whether a cutoff may name this claim.
     public func allows(_ claim: String) -> Bool { names.contains(claim) }
 
+    /// Where a claim stands in the configured order (checks match claims in it); claims not
+    /// configured come last.
+    public func order(_ claim: String) -> Int { names.firstIndex(of: claim) ?? names.count }
+
     private static func allowed(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),

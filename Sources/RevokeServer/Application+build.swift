@@ -1,10 +1,11 @@
 import Foundation
 import Hummingbird
-import RevokeHTTP
+import HummingbirdCore
 import Logging
 import NIOCore
 import Redis
 import RevokeCore
+import RevokeHTTP
 import RevokeStore
 import ServiceLifecycle
 
@@ -38,13 +39,15 @@ public func buildApplication(
 
     let store = RevocationStore(
         redis: redis, keys: KeyLayout(namespace: configuration.namespace), policy: configuration.policy,
-        cutoffClaims: configuration.cutoffClaims, now: now)
+        cutoffClaims: configuration.cutoffClaims, eventLogLength: configuration.eventLogLength, now: now)
     let verifier = try await TokenVerifier.make(configuration)
     if !verifier.hasKeys {
         logger.warning("no issuer keys configured (REVOKE_HMAC_SECRET, REVOKE_JWKS_FILE, REVOKE_PUBLIC_KEY_FILE): POST /v1/revoke refuses every token")
     }
     let keyring = APIKeyring(admin: configuration.adminKeys, verifier: configuration.verifierKeys)
-    let hub = EventHub(store: store, reader: reader, logger: logger)
+    let hub = EventHub(
+        store: store, reader: reader, logger: logger, maximumStreams: configuration.maximumEventStreams,
+        bufferBytes: configuration.streamBufferBytes)
     services.append(hub)
     let snapshots = SnapshotBuilder(
         store: store, falsePositiveRate: configuration.snapshotFalsePositiveRate, maximumAge: .seconds(configuration.snapshotMaximumAge))
@@ -58,14 +61,18 @@ public func buildApplication(
     HealthController(store: store).addRoutes(to: router)
     LogoutController(store: store, verifier: verifier, revocations: metrics.logoutRevocations).addRoutes(to: router)
     CheckController(store: store, checks: metrics.checks).addRoutes(to: router, keyring: keyring)
-    CacheController(snapshots: snapshots, hub: hub).addRoutes(to: router, keyring: keyring)
+    CacheController(snapshots: snapshots, hub: hub, store: store).addRoutes(to: router, keyring: keyring)
     StatusController(store: store, snapshots: snapshots, namespace: configuration.namespace).addRoutes(to: router, keyring: keyring)
     RecordsController(store: store, revocations: metrics.adminRevocations, cutoffs: metrics.cutoffs).addRoutes(to: router, keyring: keyring)
     // Last: every path answers the methods it does not serve with 405 and Allow.
     router.refuseUnservedMethods()
 
+    let idleTimeout = TimeAmount.seconds(configuration.idleTimeout)
     return Application(
         router: router,
+        server: HTTPServerBuilder { responder in
+            LimitedHTTP1Channel(responder: responder, idleTimeout: idleTimeout, headTimeout: .seconds(Limits.requestHeadSeconds))
+        },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "revoked"),
         services: services,
         logger: logger

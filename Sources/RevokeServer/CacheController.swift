@@ -14,6 +14,7 @@ import ServiceLifecycle
 struct CacheController: Sendable {
     let snapshots: SnapshotBuilder
     let hub: EventHub
+    let store: RevocationStore
 
     func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
         let group = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .verifier))
@@ -36,37 +37,91 @@ struct CacheController: Sendable {
                 }
                 since = cursor
             }
-            let stream: EventHub.Subscription
+            let channel = context.channel
+            let subscription: EventHub.Subscription
             do {
-                stream = try await hub.subscribe(since: since)
-            } catch EventHub.SubscribeError.gone {
-                throw APIError(.gone, code: "gone", message: "events after \(since!) were trimmed from the log; load /v1/snapshot again")
+                subscription = try hub.subscribe(since: since) { channel.close(promise: nil) }
             } catch EventHub.SubscribeError.unavailable {
                 throw APIError.storeUnavailable("the event log cannot be read right now")
+            } catch EventHub.SubscribeError.overloaded {
+                throw APIError.unavailable(
+                    code: "overloaded", message: "this instance has as many event streams open as it allows; retry later",
+                    retryAfterSeconds: 5)
+            }
+            // Subscribed first, then checked: whatever the log loses from now on is caught by
+            // the replay's own checks or by the hub's.
+            if let since {
+                do {
+                    if try await store.isGone(after: since) {
+                        throw APIError(.gone, code: "gone", message: "events after \(since) are no longer in the log; load /v1/snapshot again")
+                    }
+                } catch {
+                    hub.remove(subscription.id)
+                    throw error
+                }
             }
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/event-stream", .cacheControl: "no-store", HTTPField.Name("X-Accel-Buffering")!: "no"],
                 body: .init { writer in
-                    try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
                     // Ends when the hub ends the stream, when the client goes, or when the
                     // server shuts down (so a drain never waits on an open stream).
-                    try await withGracefulShutdownHandler {
-                        for await item in stream.items {
-                            switch item {
-                            case .heartbeat: try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
-                            case .event(let event):
-                                var buffer = ByteBuffer(string: "event: \(event.type)\nid: \(event.id)\ndata: ")
-                                buffer.writeBytes(event.data)
-                                buffer.writeString("\n\n")
-                                try await writer.write(buffer)
+                    do {
+                        try await withGracefulShutdownHandler {
+                            if subscription.needsReplay, try await !replay(subscription, into: &writer) {
+                                return
                             }
+                            // Live from here: the first heartbeat says the stream has caught up.
+                            guard subscription.goLive() else { return }
+                            while let item = await subscription.next() {
+                                switch item {
+                                case .heartbeat: try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+                                case .event(let event):
+                                    var buffer = ByteBuffer()
+                                    Self.write(event, into: &buffer)
+                                    try await writer.write(buffer)
+                                }
+                            }
+                        } onGracefulShutdown: {
+                            hub.remove(subscription.id)
                         }
-                    } onGracefulShutdown: {
-                        stream.end()
+                    } catch {
+                        hub.remove(subscription.id)
+                        throw error
                     }
+                    hub.remove(subscription.id)
                     try await writer.finish(nil)
                 })
         }
+    }
+
+    /// Writes the events in `(since, replayThrough]` from the log, a page at a time so a replay
+    /// holds one page, not the log. False when the log lost events after what was written (a
+    /// trim during the replay): the stream must end there, without a gap.
+    private func replay(_ subscription: EventHub.Subscription, into writer: inout any ResponseBodyWriter) async throws -> Bool {
+        guard var cursor = subscription.since else { return true }
+        while cursor < subscription.replayThrough {
+            let page = try await store.events(after: cursor, count: 500)
+            // The page follows `cursor` without a gap only if nothing after `cursor` was removed
+            // before it was read; whatever was removed since is later than the page.
+            if try await store.isGone(after: cursor) { return false }
+            if page.isEmpty { return true }
+            var buffer = ByteBuffer()
+            for event in page {
+                guard let id = EventCursor(event.id), id <= subscription.replayThrough else { break }
+                Self.write(event, into: &buffer)
+                cursor = id
+            }
+            try await writer.write(buffer)
+            if let last = page.last.flatMap({ EventCursor($0.id) }), last > subscription.replayThrough { return true }
+        }
+        return true
+    }
+
+    /// One event as `text/event-stream`: `event:`, `id:` (its cursor), `data:` (the record).
+    static func write(_ event: StoreEvent, into buffer: inout ByteBuffer) {
+        buffer.writeString("event: \(event.type)\nid: \(event.id)\ndata: ")
+        buffer.writeBytes(event.data)
+        buffer.writeString("\n\n")
     }
 }

@@ -10,50 +10,80 @@ import Synchronization
 /// without one. Several `revoked` processes on one Redis each follow the same log, so a client
 /// may resume from its cursor on any of them.
 ///
-/// A subscriber that asks to resume from a cursor is first replayed the events between its
-/// cursor and the hub's position (from Redis), while live events wait in its own queue; no
-/// event is lost or repeated at the seam. A subscriber too slow to take its events (10,000
-/// queued) is ended: it reconnects and resumes from its cursor. While Redis cannot be read,
-/// every stream is ended and new ones are refused with 503, so clients see that they are not
-/// being kept fresh instead of receiving heartbeats that would lie.
+/// Never a gap: after each read the hub checks that nothing after its position was removed
+/// before it read (it may have fallen behind while the log was trimmed); if something was, it
+/// sends none of what it read and ends every stream, whose clients then resume from their last
+/// `id` and get 410. While Redis cannot be read, every stream is ended and new ones are refused
+/// with 503, so clients see that they are not being kept fresh instead of receiving heartbeats
+/// that would lie.
+///
+/// A stream that resumes from a cursor is replayed by its own writer, page by page from Redis
+/// (``CacheController``), while live events wait in its queue; no event is lost or repeated at
+/// the seam. Each stream's queue holds at most `bufferBytes`; past that the stream is closed.
 final class EventHub: Service, Sendable {
-    /// What a stream carries.
-    enum Item: Sendable {
-        case event(StoreEvent)
-        case heartbeat
-    }
-
-    /// The items of one stream, and a way to end it early.
-    struct Subscription: Sendable {
-        var items: AsyncStream<Item>
-        var end: @Sendable () -> Void
-    }
-
     /// Why a subscription was refused.
     enum SubscribeError: Error {
-        /// Events after the cursor were trimmed from the log.
-        case gone
         /// The hub is not following the log (Redis is unreachable).
         case unavailable
+        /// As many streams are open as this instance allows.
+        case overloaded
     }
 
-    private final class Subscriber: Sendable {
-        let continuation: AsyncStream<Item>.Continuation
-        /// Replaying: live events wait in `pending`. Live: events after `floor` go out at once.
-        let state: Mutex<(replaying: Bool, pending: [StoreEvent], floor: EventCursor)>
+    /// One open stream: its queue, where its replay ends, and how to end it.
+    final class Subscription: Sendable {
+        let id: Int
+        /// The events of a replay, when there is one, are those in `(since, replayThrough]`.
+        let since: EventCursor?
+        let replayThrough: EventCursor
+        fileprivate let queue: EventQueue
+        /// While replaying, live events wait here (their bytes count against the queue's bound).
+        fileprivate let pending: Mutex<(replaying: Bool, events: [StoreEvent], bytes: Int)>
+        fileprivate let close: @Sendable () -> Void
 
-        init(continuation: AsyncStream<Item>.Continuation, floor: EventCursor, replaying: Bool) {
-            self.continuation = continuation
-            self.state = Mutex((replaying, [], floor))
+        fileprivate init(id: Int, since: EventCursor?, replayThrough: EventCursor, limit: Int, close: @escaping @Sendable () -> Void) {
+            self.id = id
+            self.since = since
+            self.replayThrough = replayThrough
+            self.queue = EventQueue(limit: limit)
+            let replaying = since.map { $0 < replayThrough } ?? false
+            self.pending = Mutex((replaying, [], 0))
+            self.close = close
         }
 
-        /// Sends an item; false when the subscriber's queue is full (it is then ended).
-        func send(_ item: Item) -> Bool {
-            if case .dropped = continuation.yield(item) {
-                continuation.finish()
-                return false
+        /// Whether the writer must replay `(since, replayThrough]` from the log first.
+        var needsReplay: Bool { since.map { $0 < replayThrough } ?? false }
+
+        /// After the replay: the live events that arrived meanwhile go out, then live ones as
+        /// they come. False when they overflowed the bound (the stream must end).
+        func goLive() -> Bool {
+            let waiting = pending.withLock { state -> [StoreEvent]? in
+                defer { state = (false, [], 0) }
+                return state.bytes > queue.limit ? nil : state.events
             }
-            return true
+            guard let waiting else { return false }
+            for event in waiting where (EventCursor(event.id) ?? .start) > replayThrough {
+                guard queue.push(.event(event)) else { return false }
+            }
+            return queue.push(.heartbeat)
+        }
+
+        /// The next live item; nil when the stream is over.
+        func next() async -> StreamItem? { await queue.next() }
+
+        /// Takes a live batch: queued while replaying, else pushed. False when the stream must
+        /// end (it overflowed).
+        fileprivate func offer(_ events: [StoreEvent], floor: EventCursor) -> Bool {
+            let queuedForLater = pending.withLock { state -> Bool? in
+                guard state.replaying else { return nil }
+                state.events += events
+                state.bytes += events.reduce(0) { $0 + StreamItem.event($1).size }
+                return state.bytes <= queue.limit
+            }
+            if let queuedForLater { return queuedForLater }
+            for event in events where (EventCursor(event.id) ?? .start) > floor {
+                guard queue.push(.event(event)) else { return false }
+            }
+            return queue.push(.heartbeat)
         }
     }
 
@@ -62,24 +92,34 @@ final class EventHub: Service, Sendable {
         var position: EventCursor?
         /// Whether the last read of the log succeeded.
         var following = false
-        var subscribers: [Int: Subscriber] = [:]
+        var subscribers: [Int: Subscription] = [:]
         var nextID = 0
     }
 
-    static let queueLimit = 10_000
     let heartbeatInterval: Duration
+    /// `REVOKE_MAX_EVENT_STREAMS` and `REVOKE_STREAM_BUFFER_BYTES`.
+    let maximumStreams: Int
+    let bufferBytes: Int
     private let store: RevocationStore
     private let reader: RedisClient
     private let logger: Logger
     private let state = Mutex(State())
 
     /// - Parameter reader: A Redis client of its own: the blocking reads hold its connection.
-    init(store: RevocationStore, reader: RedisClient, logger: Logger, heartbeatInterval: Duration = .seconds(1)) {
+    init(
+        store: RevocationStore, reader: RedisClient, logger: Logger, maximumStreams: Int = 10_000, bufferBytes: Int = 1 << 20,
+        heartbeatInterval: Duration = .seconds(1)
+    ) {
         self.store = store
         self.reader = reader
         self.logger = logger
+        self.maximumStreams = maximumStreams
+        self.bufferBytes = bufferBytes
         self.heartbeatInterval = heartbeatInterval
     }
+
+    /// Streams open now.
+    var streamCount: Int { state.withLock { $0.subscribers.count } }
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
@@ -108,11 +148,24 @@ final class EventHub: Service, Sendable {
                 var lastSent = ContinuousClock.now
                 while !Task.isCancelled {
                     let events = try await store.waitForEvents(after: position, on: reader, block: heartbeatInterval)
-                    if let last = events.last, let cursor = EventCursor(last.id) { position = cursor }
                     if failures > 0 { logger.info("following the event log again") }
                     failures = 0
                     backoff.reset()
-                    if !events.isEmpty {
+                    if let last = events.last, let cursor = EventCursor(last.id) {
+                        // Read after `position`: complete only if nothing after it was removed first.
+                        if try await store.isGone(after: position) {
+                            logger.warning(
+                                "the event log lost events after the hub's position before it read them; ending every stream",
+                                metadata: ["position": "\(position)", "next": "\(cursor)"])
+                            endAll()
+                            state.withLock { state in
+                                state.position = cursor
+                                state.following = true
+                            }
+                            position = cursor
+                            continue
+                        }
+                        position = cursor
                         broadcast(events, position: position)
                         lastSent = .now
                     } else if ContinuousClock.now - lastSent >= heartbeatInterval - .milliseconds(50) {
@@ -139,24 +192,17 @@ final class EventHub: Service, Sendable {
             state.following = true
             return state.subscribers
         }
-        for (id, subscriber) in subscribers {
-            let alive = subscriber.state.withLock { local -> Bool in
-                if local.replaying {
-                    local.pending += events
-                    return local.pending.count <= Self.queueLimit
-                }
-                for event in events where (EventCursor(event.id) ?? .start) > local.floor {
-                    guard subscriber.send(.event(event)) else { return false }
-                }
-                return subscriber.send(.heartbeat)
-            }
-            if !alive { remove(id) }
+        for (id, subscription) in subscribers where !subscription.offer(events, floor: subscription.replayThrough) {
+            logger.debug("closing an event stream that does not keep up", metadata: ["stream": "\(id)"])
+            remove(id)
+            subscription.close()
         }
     }
 
-    private func remove(_ id: Int) {
-        let subscriber = state.withLock { $0.subscribers.removeValue(forKey: id) }
-        subscriber?.continuation.finish()
+    /// Ends a stream's queue and forgets it.
+    func remove(_ id: Int) {
+        let subscription = state.withLock { $0.subscribers.removeValue(forKey: id) }
+        subscription?.queue.finish()
     }
 
     private func endAll() {
@@ -167,63 +213,23 @@ final class EventHub: Service, Sendable {
             }
             return state.subscribers
         }
-        for subscriber in subscribers.values { subscriber.continuation.finish() }
+        for subscription in subscribers.values { subscription.queue.finish() }
     }
 
-    /// A stream of the events after `since` (or from now), then live ones, with heartbeats.
-    /// - Throws: ``SubscribeError``, or a `RedisError` from the replay.
-    func subscribe(since: EventCursor?) async throws -> Subscription {
-        let (stream, continuation) = AsyncStream.makeStream(of: Item.self, bufferingPolicy: .bufferingOldest(Self.queueLimit))
-        let registered = state.withLock { state -> (id: Int, position: EventCursor, subscriber: Subscriber)? in
-            guard state.following, let position = state.position else { return nil }
-            let replaying = since.map { $0 < position } ?? false
-            let subscriber = Subscriber(continuation: continuation, floor: max(since ?? position, position), replaying: replaying)
-            let id = state.nextID
+    /// Opens a stream of the events after `since` (or from now). Its writer replays what lies
+    /// before the hub's position itself (``Subscription/needsReplay``), then takes live items.
+    /// - Parameter close: Closes the stream's connection, for a reader that does not keep up.
+    /// - Throws: ``SubscribeError``.
+    func subscribe(since: EventCursor?, close: @escaping @Sendable () -> Void) throws(SubscribeError) -> Subscription {
+        let outcome = state.withLock { state -> Result<Subscription, SubscribeError> in
+            guard state.following, let position = state.position else { return .failure(.unavailable) }
+            guard state.subscribers.count < maximumStreams else { return .failure(.overloaded) }
+            let subscription = Subscription(
+                id: state.nextID, since: since, replayThrough: max(since ?? position, position), limit: bufferBytes, close: close)
             state.nextID += 1
-            state.subscribers[id] = subscriber
-            return (id, position, subscriber)
+            state.subscribers[subscription.id] = subscription
+            return .success(subscription)
         }
-        guard let (id, position, subscriber) = registered else {
-            continuation.finish()
-            throw SubscribeError.unavailable
-        }
-        continuation.onTermination = { [weak self] _ in self?.state.withLock { _ = $0.subscribers.removeValue(forKey: id) } }
-        let subscription = Subscription(items: stream, end: { continuation.finish() })
-        guard let since, since < position else { return subscription }
-
-        // Replay (since, position] from Redis, then what arrived meanwhile.
-        do {
-            if try await store.isTrimmed(after: since) { throw SubscribeError.gone }
-            var cursor = since
-            replay: while cursor < position {
-                let page = try await store.events(after: cursor, count: 1000)
-                if page.isEmpty { break }
-                for event in page {
-                    guard let id = EventCursor(event.id), id <= position else { break replay }
-                    guard subscriber.send(.event(event)) else { break replay }
-                    cursor = id
-                }
-            }
-            // Trimmed while replaying: the stream may have a gap, so it must not go on.
-            if try await store.isTrimmed(after: since) {
-                remove(id)
-                return subscription
-            }
-        } catch {
-            remove(id)
-            throw error
-        }
-        let alive = subscriber.state.withLock { local -> Bool in
-            defer {
-                local.replaying = false
-                local.pending = []
-            }
-            for event in local.pending where (EventCursor(event.id) ?? .start) > position {
-                guard subscriber.send(.event(event)) else { return false }
-            }
-            return local.pending.count <= Self.queueLimit
-        }
-        if !alive { remove(id) }
-        return subscription
+        return try outcome.get()
     }
 }

@@ -86,7 +86,8 @@ struct LogoutController: Sendable {
         do {
             claims = try await verifier.verify(token)
         } catch {
-            logger.debug("token refused", metadata: ["reason": "\(error.message)"])
+            // The reason may quote the token's own header (its alg, its kid): logged escaped.
+            logger.debug("token refused", metadata: ["reason": .client(error.message)])
             switch error {
             case .invalidToken(let message): throw APIError(.unauthorized, code: "invalid_token", message: message)
             case .invalidRequest(let message): throw APIError.invalidRequest(message)

@@ -55,12 +55,15 @@ struct RecordsController: Sendable {
         read.get("/v1/cutoffs/:claim/:value") { request, context -> Response in
             let claim = try request.pathParameter("claim", context: context)
             let value = try request.pathParameter("value", context: context)
+            try store.validateCutoffTarget(claim: claim, value: value)
             guard let record = try await store.cutoff(claim: claim, value: value) else { throw APIError.notFound("no cutoff for \(claim) \(value.debugDescription)") }
             return try jsonResponse(record)
         }
         admin.delete("/v1/cutoffs/:claim/:value") { request, context -> Response in
             let claim = try request.pathParameter("claim", context: context)
             let value = try request.pathParameter("value", context: context)
+            // The claim is part of the key: an unknown one (say `sub:x`) must not reach another's.
+            try store.validateCutoffTarget(claim: claim, value: value)
             let reason = try Self.reason(request.uri.queryParameters.get("reason").map(JSONValue.string))
             guard try await store.deleteCutoff(claim: claim, value: value, reason: reason, actor: context.actor) else {
                 throw APIError.notFound("no cutoff for \(claim) \(value.debugDescription)")

@@ -10,9 +10,12 @@ public struct RevokeRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The name of the API key the request presented, once authorized; the audit's actor.
     public var actor: String?
+    /// The connection, for a stream that must be cut off (a reader that does not keep up).
+    public let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.channel = source.channel
     }
 
     /// Bodies over 64 KiB are refused with 413.

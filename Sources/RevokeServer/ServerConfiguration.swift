@@ -37,6 +37,14 @@ public struct ServerConfiguration: Sendable {
     public var snapshotFalsePositiveRate = 0.01
     /// `REVOKE_SNAPSHOT_MAX_AGE`: seconds a built snapshot is served before it is rebuilt.
     public var snapshotMaximumAge: Int64 = 10
+    /// `REVOKE_MAX_EVENT_STREAMS`: `/v1/events` streams open at once on this instance.
+    public var maximumEventStreams = 10_000
+    /// `REVOKE_STREAM_BUFFER_BYTES`: unsent bytes a stream may hold before it is closed.
+    public var streamBufferBytes = 1 << 20
+    /// `REVOKE_IDLE_TIMEOUT`: seconds a connection with no request in progress stays open.
+    public var idleTimeout: Int64 = 60
+    /// `REVOKE_EVENT_LOG_LENGTH`: entries the event log keeps (about).
+    public var eventLogLength = 100_000
 
     public init() {}
 
@@ -53,6 +61,7 @@ public struct ServerConfiguration: Sendable {
         "REVOKE_PUBLIC_KEY_FILE", "REVOKE_ISSUER", "REVOKE_AUDIENCE", "REVOKE_ADMIN_KEYS", "REVOKE_VERIFIER_KEYS",
         "REVOKE_MAX_TOKEN_LIFETIME", "REVOKE_CLOCK_SKEW", "REVOKE_CUTOFF_CLAIMS", "REVOKE_NAMESPACE",
         "REVOKE_SNAPSHOT_FALSE_POSITIVE_RATE", "REVOKE_SNAPSHOT_MAX_AGE", "REVOKE_LOG_LEVEL",
+        "REVOKE_MAX_EVENT_STREAMS", "REVOKE_STREAM_BUFFER_BYTES", "REVOKE_IDLE_TIMEOUT", "REVOKE_EVENT_LOG_LENGTH",
     ]
 
     /// Reads the configuration from variables (the environment, with flags laid over it).
@@ -120,6 +129,10 @@ public struct ServerConfiguration: Sendable {
             snapshotFalsePositiveRate = rate
         }
         if let age = try integer("REVOKE_SNAPSHOT_MAX_AGE", 0...3600) { snapshotMaximumAge = age }
+        if let streams = try integer("REVOKE_MAX_EVENT_STREAMS", 1...1_000_000) { maximumEventStreams = Int(streams) }
+        if let bytes = try integer("REVOKE_STREAM_BUFFER_BYTES", 4096...(1 << 30)) { streamBufferBytes = Int(bytes) }
+        if let seconds = try integer("REVOKE_IDLE_TIMEOUT", 1...86_400) { idleTimeout = seconds }
+        if let length = try integer("REVOKE_EVENT_LOG_LENGTH", 100...100_000_000) { eventLogLength = Int(length) }
         if let claims = value("REVOKE_CUTOFF_CLAIMS") {
             do {
                 self.cutoffClaims = try CutoffClaims(parsing: claims)
@@ -128,10 +141,11 @@ public struct ServerConfiguration: Sendable {
             }
         }
         if let namespace = value("REVOKE_NAMESPACE") {
+            // No `:`: the namespace ends at the first one, so `a:jti` could not read another's `a`.
             guard namespace.utf8.count <= 64,
-                namespace.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "_-.:".unicodeScalars.contains($0)) })
+                namespace.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "_-.".unicodeScalars.contains($0)) })
             else {
-                throw Error(variable: "REVOKE_NAMESPACE", problem: "must be 1 to 64 of A-Z a-z 0-9 _ - . :")
+                throw Error(variable: "REVOKE_NAMESPACE", problem: "must be 1 to 64 of A-Z a-z 0-9 _ - . (no colon: keys are <namespace>:...)")
             }
             self.namespace = namespace
         }

@@ -28,15 +28,31 @@ actor SnapshotBuilder {
         self.maximumAge = maximumAge
     }
 
+    /// The snapshot to serve: the kept one while it is young enough and the log still holds
+    /// everything after its cursor (so `GET /v1/events?since=<its cursor>` resumes), else a
+    /// new one.
     func snapshot() async throws -> Built {
-        if let current, ContinuousClock.now - current.builtAt < maximumAge { return current }
+        if let current, ContinuousClock.now - current.builtAt < maximumAge, try await !store.isGone(after: current.cursor) {
+            return current
+        }
         if let building { return try await building.value }
-        let task = Task { [store, falsePositiveRate] in try await Self.build(store: store, falsePositiveRate: falsePositiveRate) }
+        let task = Task { [store, falsePositiveRate] in try await Self.buildResumable(store: store, falsePositiveRate: falsePositiveRate) }
         building = task
         defer { building = nil }
         let built = try await task.value
         current = built
         return built
+    }
+
+    /// Builds until the log still holds everything after the snapshot's cursor once it is
+    /// built: a log trimmed that fast (a flood faster than a scan) is answered 503, never with a
+    /// snapshot whose cursor answers 410.
+    static func buildResumable(store: RevocationStore, falsePositiveRate: Double) async throws -> Built {
+        for _ in 0..<3 {
+            let built = try await build(store: store, falsePositiveRate: falsePositiveRate)
+            if try await !store.isGone(after: built.cursor) { return built }
+        }
+        throw StoreError(.unavailable, "the event log was trimmed past three snapshots in a row while they were built")
     }
 
     /// The cursor is read before the scan: whatever changes during the scan comes after it, so
@@ -48,7 +64,9 @@ actor SnapshotBuilder {
             for jti in jtis { hashes.append(XXH64.hash(jti)) }
         }
         let now = store.currentTime
-        let cutoffs = try await store.allCutoffs().filter { $0.expiresAt > now }.map {
+        // Every cutoff Redis still keeps (its TTL includes the clock skew), so a client's cache
+        // holds exactly what the server's checks match.
+        let cutoffs = try await store.allCutoffs().sorted { store.cutoffClaims.order($0.claim) < store.cutoffClaims.order($1.claim) }.map {
             Snapshot.Cutoff(claim: $0.claim, value: $0.value, before: $0.before, expiresAt: $0.expiresAt)
         }
         // Room for a quarter more, which clients add from the events until their next snapshot.

@@ -15,6 +15,9 @@ public struct KeyLayout: Sendable, Equatable {
     }
     /// `N:events`: the event log, a capped Redis Stream of every change.
     public var events: [UInt8] { Array("\(namespace):events".utf8) }
+    /// `N:events:trim`: how many entries Revoke had removed from the event log when it last
+    /// trimmed it, and how many had been added by then (a hash: `removed`, `added`).
+    public var eventsTrim: [UInt8] { Array("\(namespace):events:trim".utf8) }
     /// `N:audit`: the audit trail of admin actions, a capped list, newest first.
     public var audit: [UInt8] { Array("\(namespace):audit".utf8) }
 }

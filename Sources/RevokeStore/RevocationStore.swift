@@ -46,7 +46,9 @@ public final class RevocationStore: Sendable {
 
     // MARK: - Revocations
 
-    /// Revokes a `jti` until the token expires (plus the clock skew).
+    /// Revokes a `jti` until the token expires (plus the clock skew). A repeat (the same
+    /// expiry and reason) changes nothing and appends no event; the record keeps its first
+    /// `revoked_at`.
     /// - Parameters:
     ///   - jti: The token ID, 1 to 256 bytes.
     ///   - expiresAt: The token's `exp`, or nil for a token that never expires.
@@ -63,15 +65,20 @@ public final class RevocationStore: Sendable {
             case .seconds(let seconds): ttl = String(seconds)
             case .forever: ttl = ""
             }
-            let record = RevocationRecord(jti: jti, expiresAt: expiresAt, revokedAt: Int64(now.rounded(.down)), reason: reason)
-            _ = try await redis.evaluate(
-                Scripts.revoke, keys: [keys.revocation(jti), keys.events, keys.audit],
+            var record = RevocationRecord(jti: jti, expiresAt: expiresAt, revokedAt: Int64(now.rounded(.down)), reason: reason)
+            let reply = try await redis.evaluate(
+                Scripts.revoke, keys: [keys.revocation(jti), keys.events, keys.audit, keys.eventsTrim],
                 arguments: [
                     Array(jti.utf8), Array((expiresAt.map(String.init) ?? "").utf8), Array(String(record.revokedAt).utf8),
                     Array((reason ?? "").utf8), Array(ttl.utf8), Array(String(eventLogLength).utf8),
                     auditArgument(actor: actor, action: "revoke", target: jti, reason: reason),
                     Array(String(auditLength).utf8),
                 ])
+            // A repeat (same expiry, same reason) left the first revocation as it was.
+            guard case .array(let parts) = reply, parts.count == 2, let revokedAt = parts[1].integer else {
+                throw RedisError(.unexpectedReply, "the revoke script answered \(reply)")
+            }
+            record.revokedAt = revokedAt
             return .revoked(record)
         }
     }
@@ -80,7 +87,7 @@ public final class RevocationStore: Sendable {
     public func unrevoke(jti: String, reason: String? = nil, actor: String? = nil) async throws -> Bool {
         try await translatingRedisErrors {
             let reply = try await redis.evaluate(
-                Scripts.unrevoke, keys: [keys.revocation(jti), keys.events, keys.audit],
+                Scripts.unrevoke, keys: [keys.revocation(jti), keys.events, keys.audit, keys.eventsTrim],
                 arguments: [
                     Array(jti.utf8), Array(String(eventLogLength).utf8),
                     auditArgument(actor: actor, action: "unrevoke", target: jti, reason: reason), Array(String(auditLength).utf8),
@@ -109,10 +116,7 @@ public final class RevocationStore: Sendable {
         claim: String, value: String, before: Int64? = nil, reason: String? = nil, actor: String? = nil
     ) async throws -> CutoffOutcome {
         try await translatingRedisErrors {
-            guard cutoffClaims.allows(claim) else {
-                throw ValidationError("claim must be one of \(cutoffClaims.names.joined(separator: ", ")), not \"\(claim)\"")
-            }
-            try validateIdentifier(value, field: "value")
+            try validateCutoffTarget(claim: claim, value: value)
             let now = self.now()
             let current = Int64(now.rounded(.down))
             let before = before ?? current
@@ -123,7 +127,7 @@ public final class RevocationStore: Sendable {
             let expiresAt = policy.cutoffExpiry(before: before)
             let target = "\(claim):\(value)"
             let reply = try await redis.evaluate(
-                Scripts.setCutoff, keys: [keys.cutoff(claim: claim, value: value), keys.events, keys.audit],
+                Scripts.setCutoff, keys: [keys.cutoff(claim: claim, value: value), keys.events, keys.audit, keys.eventsTrim],
                 arguments: [
                     Array(claim.utf8), Array(value.utf8), Array(String(before).utf8), Array(String(expiresAt).utf8),
                     Array(String(current).utf8), Array((reason ?? "").utf8), Array(String(ttl).utf8),
@@ -142,11 +146,21 @@ public final class RevocationStore: Sendable {
         }
     }
 
+    /// Checks that a cutoff may name `claim` and that `value` is 1 to 256 bytes: the claim is
+    /// part of the key, so an unknown one (`sub:x`) could reach another claim's cutoffs.
+    /// - Throws: ``ValidationError``.
+    public func validateCutoffTarget(claim: String, value: String) throws(ValidationError) {
+        guard cutoffClaims.allows(claim) else {
+            throw ValidationError("claim must be one of \(cutoffClaims.names.joined(separator: ", ")), not \"\(claim)\"")
+        }
+        try validateIdentifier(value, field: "value")
+    }
+
     /// Removes a cutoff. Returns false when there was none.
     public func deleteCutoff(claim: String, value: String, reason: String? = nil, actor: String? = nil) async throws -> Bool {
         try await translatingRedisErrors {
             let reply = try await redis.evaluate(
-                Scripts.deleteCutoff, keys: [keys.cutoff(claim: claim, value: value), keys.events, keys.audit],
+                Scripts.deleteCutoff, keys: [keys.cutoff(claim: claim, value: value), keys.events, keys.audit, keys.eventsTrim],
                 arguments: [
                     Array(claim.utf8), Array(value.utf8), Array(String(eventLogLength).utf8),
                     auditArgument(actor: actor, action: "uncutoff", target: "\(claim):\(value)", reason: reason),

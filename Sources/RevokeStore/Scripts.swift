@@ -1,21 +1,49 @@
 import Redis
 
-/// The store's writes. Each changes the record, appends the event to the capped stream, and
-/// (for admin actions) the audit entry, in one atomic step: a follower of the event log can
-/// never miss a change, and the audit can never miss an action.
+/// The store's writes. Each changes the record, appends the event to the stream, trims the
+/// stream, and (for admin actions) appends the audit entry, in one atomic step: a follower of
+/// the event log can never miss a change, and the audit can never miss an action. A write
+/// that changes no record appends no event (admin attempts are still audited).
 ///
-/// KEYS: 1 the record, 2 the event stream, 3 the audit list.
+/// The stream is trimmed here, not with `XADD MAXLEN ~`: about every hundredth of the log's
+/// length, the oldest entries are removed with `XDEL`, which makes Redis record the largest
+/// removed ID (`max-deleted-entry-id`; trimming does not), and `N:events:trim` records how many
+/// entries Revoke itself had removed by then. `EventLogState` reads both to tell, exactly,
+/// whether anything after a cursor is gone (docs/propagation.md).
+///
+/// KEYS: 1 the record, 2 the event stream, 3 the audit list, 4 the trim record.
 enum Scripts {
-    /// Shared tail: the event, then the optional audit entry.
-    /// ARGV[n], ARGV[n+1]: event type and stream length; ARGV[n+2], ARGV[n+3]: audit JSON ('' for
-    /// none) and audit length.
+    /// Shared tail: the event, the trim, the optional audit entry.
+    /// ARGV[n], ARGV[n+1], ARGV[n+2]: stream length, audit JSON ('' for none), audit length.
     private static let appendEventAndAudit = """
-        local function append(kind, record, n)
-          local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[n], '*', 'type', kind, 'data', cjson.encode(record))
+        local function audit(n)
           if ARGV[n + 1] ~= '' then
             redis.call('LPUSH', KEYS[3], ARGV[n + 1])
             redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[n + 2]) - 1)
           end
+        end
+        local function field(flat, name)
+          for i = 1, #flat, 2 do if flat[i] == name then return flat[i + 1] end end
+          return nil
+        end
+        local function trim(keep)
+          local length = redis.call('XLEN', KEYS[2])
+          local excess = length - keep
+          if excess < math.max(1, math.floor(keep / 100)) then return end
+          local old = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', math.min(excess, 1000))
+          local ids = {}
+          for i, entry in ipairs(old) do ids[i] = entry[1] end
+          redis.call('XDEL', KEYS[2], unpack(ids))
+          -- Every entry removed so far is older than these, or was removed by XDEL: the largest
+          -- removed ID is max-deleted-entry-id, and all removals are now accounted for.
+          local info = redis.call('XINFO', 'STREAM', KEYS[2])
+          local added = field(info, 'entries-added')
+          redis.call('HSET', KEYS[4], 'removed', added - field(info, 'length'), 'added', added)
+        end
+        local function append(kind, record, n)
+          local id = redis.call('XADD', KEYS[2], '*', 'type', kind, 'data', cjson.encode(record))
+          trim(tonumber(ARGV[n]))
+          audit(n)
           return id
         end
         local function optional(text) if text == '' then return cjson.null end return text end
@@ -23,22 +51,30 @@ enum Scripts {
         """
 
     /// ARGV: 1 jti, 2 expires_at ('' none), 3 revoked_at, 4 reason ('' none), 5 TTL seconds
-    /// ('' none), 6 stream length, 7 audit JSON, 8 audit length. Returns the event ID.
+    /// ('' none), 6 stream length, 7 audit JSON, 8 audit length.
+    /// Returns {changed (0 or 1), revoked_at}: a revocation already there with the same expiry
+    /// and reason is left as it is (no event), else it is replaced.
     static let revoke = RedisScript(
         appendEventAndAudit + """
 
+            local existing = redis.call('HMGET', KEYS[1], 'revoked_at', 'expires_at', 'reason')
+            if existing[1] and (existing[2] or '') == ARGV[2] and (existing[3] or '') == ARGV[4] then
+              audit(6)
+              return {0, existing[1]}
+            end
             redis.call('DEL', KEYS[1])
             local fields = {'jti', ARGV[1], 'revoked_at', ARGV[3]}
             if ARGV[2] ~= '' then fields[#fields + 1] = 'expires_at'; fields[#fields + 1] = ARGV[2] end
             if ARGV[4] ~= '' then fields[#fields + 1] = 'reason'; fields[#fields + 1] = ARGV[4] end
             redis.call('HSET', KEYS[1], unpack(fields))
             if ARGV[5] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
-            return append('revocation', {jti = ARGV[1], expires_at = number(ARGV[2]),
+            append('revocation', {jti = ARGV[1], expires_at = number(ARGV[2]),
               revoked_at = tonumber(ARGV[3]), reason = optional(ARGV[4])}, 6)
+            return {1, ARGV[3]}
             """)
 
     /// ARGV: 1 jti, 2 stream length, 3 audit JSON, 4 audit length. Returns 0 when nothing was
-    /// revoked, else the event ID.
+    /// revoked (no event, no audit: nothing was done), else the event ID.
     static let unrevoke = RedisScript(
         appendEventAndAudit + """
 
@@ -55,6 +91,7 @@ enum Scripts {
 
             local existing = redis.call('HMGET', KEYS[1], 'before', 'created_at', 'reason', 'expires_at')
             if existing[1] and tonumber(existing[1]) >= tonumber(ARGV[3]) then
+              audit(8)
               return {0, existing[1], existing[2] or ARGV[5], existing[3] or false, existing[4] or ''}
             end
             local created = existing[2] or ARGV[5]
@@ -76,4 +113,13 @@ enum Scripts {
             if redis.call('DEL', KEYS[1]) == 0 then return 0 end
             return append('uncutoff', {claim = ARGV[1], value = ARGV[2]}, 3)
             """)
+}
+
+extension Scripts {
+    /// What `EventLogState` is read from, in one atomic step: `XINFO STREAM` of KEYS[1] (false
+    /// when there is no stream) and the trim record KEYS[2] (`removed`, `added`, or false).
+    static let eventLogState = RedisScript("""
+        if redis.call('EXISTS', KEYS[1]) == 0 then return {false, redis.call('HMGET', KEYS[2], 'removed', 'added')} end
+        return {redis.call('XINFO', 'STREAM', KEYS[1]), redis.call('HMGET', KEYS[2], 'removed', 'added')}
+        """)
 }

@@ -72,6 +72,18 @@ struct Revoked: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds a built snapshot is served before it is rebuilt (REVOKE_SNAPSHOT_MAX_AGE, default 10).")
     var snapshotMaxAge: String?
 
+    @Option(name: .long, help: "Open /v1/events streams this instance allows (REVOKE_MAX_EVENT_STREAMS, default 10000).")
+    var maxEventStreams: String?
+
+    @Option(name: .long, help: "Unsent bytes a slow event stream may hold before it is closed (REVOKE_STREAM_BUFFER_BYTES, default 1048576).")
+    var streamBufferBytes: String?
+
+    @Option(name: .long, help: "Seconds an idle HTTP connection stays open (REVOKE_IDLE_TIMEOUT, default 60).")
+    var idleTimeout: String?
+
+    @Option(name: .long, help: "Entries the event log keeps, about (REVOKE_EVENT_LOG_LENGTH, default 100000).")
+    var eventLogLength: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (REVOKE_LOG_LEVEL, default info).")
     var logLevel: String?
 
@@ -85,6 +97,8 @@ struct Revoked: AsyncParsableCommand {
             ("REVOKE_MAX_TOKEN_LIFETIME", maxTokenLifetime), ("REVOKE_CUTOFF_CLAIMS", cutoffClaims),
             ("REVOKE_NAMESPACE", namespace), ("REVOKE_CLOCK_SKEW", clockSkew),
             ("REVOKE_SNAPSHOT_FALSE_POSITIVE_RATE", snapshotFalsePositiveRate), ("REVOKE_SNAPSHOT_MAX_AGE", snapshotMaxAge),
+            ("REVOKE_MAX_EVENT_STREAMS", maxEventStreams), ("REVOKE_STREAM_BUFFER_BYTES", streamBufferBytes),
+            ("REVOKE_IDLE_TIMEOUT", idleTimeout), ("REVOKE_EVENT_LOG_LENGTH", eventLogLength),
         ] {
             if let flag { variables[name] = flag }
         }

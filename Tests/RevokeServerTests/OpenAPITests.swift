@@ -36,7 +36,8 @@ import Glibc
             let run = try await ProcessRun.run(
                 python,
                 [
-                    "-m", "schemathesis.cli", "run", spec, "--url", "http://127.0.0.1:\(port)",
+                    "-m", "schemathesis.cli", "--config-file", DeploymentTests.root.appending(path: "Tests/schemathesis.toml").path,
+                    "run", spec, "--url", "http://127.0.0.1:\(port)",
                     "--header", "Authorization: Bearer openapi-admin",
                     "--checks", "all", "--exclude-checks", "positive_data_acceptance", "--exclude-path", "/v1/events",
                     "--max-examples", "50", "--seed", "20261123", "--workers", "2", "--no-color", "--report-dir", reports,

@@ -62,6 +62,14 @@ enum RawHTTP {
         }
     }
 
+    /// `POST /v1/revocations` of a `jti` that never expires, with an admin key, expecting 201.
+    static func revoke(port: Int, jti: String, key: String) async throws {
+        let answer = try await request(
+            port: port, method: "POST", path: "/v1/revocations", headers: ["Authorization": "Bearer \(key)"],
+            json: #"{"jti":"\#(jti)","expires_at":null}"#)
+        #expect(answer.hasPrefix("HTTP/1.1 201"), "\(answer.prefix(200))")
+    }
+
     /// Opens a streaming GET and returns what arrived once `done` says it is enough.
     static func stream(port: Int, path: String, headers: [String: String] = [:], until done: @escaping @Sendable (String) -> Bool) async throws
         -> String
@@ -103,5 +111,57 @@ final class HeldRequest: @unchecked Sendable {
     private func send() throws -> String {
         try socket.write([last])
         return try socket.read(until: { $0.contains("\r\n\r\n") && $0.hasSuffix("}") })
+    }
+}
+
+/// An open `GET` whose answer is read a little at a time: for event streams that must be
+/// followed, paused, and seen to end.
+///
+/// `@unchecked Sendable`: the socket and the text are used by one thread at a time, since
+/// each read is awaited before the next begins.
+final class OpenStream: @unchecked Sendable {
+    private let socket: LoopbackSocket
+    /// Everything read so far.
+    private(set) var text = ""
+
+    private init(socket: LoopbackSocket) {
+        self.socket = socket
+    }
+
+    /// Sends `GET path` and returns at once; reads wait up to `timeout` seconds for a byte.
+    static func open(port: Int, path: String, headers: [String: String] = [:], timeout: Int = 120) async throws -> OpenStream {
+        try await RawHTTP.onThread {
+            let socket = try LoopbackSocket(port: port, timeout: timeout)
+            var head = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            for (name, value) in headers.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
+            try socket.write(head + "\r\n")
+            return OpenStream(socket: socket)
+        }
+    }
+
+    /// Reads until `done` holds for everything read so far, or the server closes; returns all of it.
+    @discardableResult
+    func read(until done: @escaping @Sendable (String) -> Bool) async throws -> String {
+        try await RawHTTP.onThread { try self.readOnThread(until: done) }
+    }
+
+    private func readOnThread(until done: (String) -> Bool) throws -> String {
+        let already = text
+        if done(already) { return already }
+        text = already + (try socket.read(until: { done(already + $0) }))
+        return text
+    }
+
+    /// Whether the answer so far ends a chunked body (the stream is over).
+    static func ended(_ text: String) -> Bool { text.hasSuffix("0\r\n\r\n") }
+
+    /// The `jti`s of the revocation events read so far, in order.
+    var revokedJTIs: [String] {
+        text.components(separatedBy: #""jti":""#).dropFirst().compactMap { $0.split(separator: "\"").first.map(String.init) }
+    }
+
+    /// The `id` of the last event read so far.
+    var lastID: String? {
+        text.components(separatedBy: "\nid: ").dropFirst().last?.split(separator: "\n").first.map(String.init)
     }
 }

@@ -164,3 +164,17 @@ extension JSONValue {
         return .null
     }
 }
+
+@Suite struct CutoffPathTests {
+    /// The claim of a cutoff's path is part of its key: one no cutoff may name is refused, so
+    /// `sub:x` cannot reach `sub`'s cutoff of `x:...`.
+    @Test func aCutoffPathWithAnUnknownClaimIsRefused() async throws {
+        try await withRevoked { (client, redis, _) async throws in
+            #expect(try await client.call(.post, "/v1/cutoffs", json: #"{"claim":"sub","value":"x:y"}"#, key: "admin-secret").status == .created)
+            let deleted = try await client.call(.delete, "/v1/cutoffs/sub%3Ax/y", key: "admin-secret")
+            #expect(deleted.status == .badRequest && deleted.error == "invalid_request")
+            #expect(try await client.call(.get, "/v1/cutoffs/sub%3Ax/y").status == .badRequest)
+            #expect(try await redis.send(RedisCommand("EXISTS", "revoke:cut:sub:x:y")) == .integer(1))
+        }
+    }
+}

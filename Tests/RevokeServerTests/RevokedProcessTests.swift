@@ -85,9 +85,12 @@ import Glibc
             answers.append(try await RawHTTP.request(
                 port: port, method: "POST", path: "/v1/revocations", headers: admin,
                 json: #"{"jti":"x\r\ncritical revoked: forged","expires_at":null}"#))
+            // A token whose header's alg tries the same (the reason it is refused names its alg).
+            let forgedAlg = Mint.token(header: #"{"alg":"HS256\r\ncritical revoked: alg","typ":"JWT"}"#, payload: Mint.claims()) { _ in [1, 2, 3] }
+            answers.append(try await RawHTTP.request(port: port, method: "POST", path: "/v1/revoke", json: #"{"token":"\#(forgedAlg)"}"#))
             #expect(answers.map { String($0.prefix(12)) } == [
                 "HTTP/1.1 200", "HTTP/1.1 401", "HTTP/1.1 200", "HTTP/1.1 401", "HTTP/1.1 200",
-                "HTTP/1.1 200", "HTTP/1.1 401", "HTTP/1.1 403", "HTTP/1.1 201", "HTTP/1.1 204", "HTTP/1.1 201",
+                "HTTP/1.1 200", "HTTP/1.1 401", "HTTP/1.1 403", "HTTP/1.1 201", "HTTP/1.1 204", "HTTP/1.1 201", "HTTP/1.1 401",
             ])
             redis.pause()
             _ = try await RawHTTP.request(port: port, method: "POST", path: "/v1/revoke", json: #"{"token":"\#(token)"}"#)
@@ -97,6 +100,7 @@ import Glibc
             let log = revoked.log()
             #expect(log.contains("jti=logged-jti") && log.contains("action=cutoff"), "the log does not show the revocation and the cutoff: \(log)")
             #expect(!log.contains("\ncritical revoked: forged"), "a jti forged a log line")
+            #expect(!log.contains("\ncritical revoked: alg"), "a token's alg forged a log line")
             let parts = token.split(separator: ".").map(String.init)
             for (name, secret) in [
                 ("a token's signature", parts[2]), ("a forged signature", String(forged.split(separator: ".")[2])),
