@@ -41,9 +41,12 @@ extension RedisCommandSender {
 /// does. Replies are decoded by hiredis' reader and handed back in order. Nothing here ever
 /// blocks a thread: callers suspend, the event loop only does non-blocking I/O.
 ///
-/// If a reply does not arrive within its timeout the connection is closed and every
-/// outstanding command fails with ``RedisError/Code/timeout``: a Redis that stopped
-/// answering cannot hold a caller longer than that.
+/// A command whose reply does not arrive within its own timeout fails alone, with
+/// ``RedisError/Code/timeout``: the callers behind it keep waiting for theirs (one slow script
+/// or a long `XREAD` is not an outage). Its reply, when it comes, is read and dropped. A reply
+/// still missing a command timeout later means Redis stopped answering: the connection closes
+/// and every outstanding command fails, so a dead Redis cannot hold a caller past its timeout
+/// and the client reconnects.
 public final class RedisConnection: RedisCommandSender {
     private let channel: any Channel
     private let queue: CommandQueue
@@ -72,7 +75,8 @@ public final class RedisConnection: RedisCommandSender {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(queue: queue))
+                        try channel.pipeline.syncOperations.addHandler(
+                            RedisChannelHandler(queue: queue, grace: TimeAmount(configuration.commandTimeout)))
                     }
                 }
                 .connect(host: configuration.host, port: configuration.port)
@@ -114,9 +118,14 @@ public final class RedisConnection: RedisCommandSender {
     }
 
     public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RedisValue {
-        let deadline = NIODeadline.now() + (timeout.map(TimeAmount.init) ?? commandTimeout)
+        let wait = timeout.map(TimeAmount.init) ?? commandTimeout
+        // Resumed exactly once: the waiter is in exactly one place at a time (the queue, then
+        // the handler's in-flight list), and whoever takes it out resumes it: the enqueue
+        // that finds the connection failed, the reply, the timer when its deadline passes (it
+        // then stays in the list without its continuation, to consume the late reply), or the
+        // failure that empties both.
         let reply = try await withUnsafeThrowingContinuation { continuation in
-            enqueue([command], waiter: .single(continuation, deadline: deadline))
+            enqueue([command], waiter: ReplyWaiter(.single(continuation), expected: 1, timeout: wait))
         }
         if case .error(let message) = reply { throw RedisError(.commandFailed, message) }
         return reply
@@ -124,9 +133,10 @@ public final class RedisConnection: RedisCommandSender {
 
     public func send(batch commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RedisValue] {
         if commands.isEmpty { return [] }
-        let deadline = NIODeadline.now() + (timeout.map(TimeAmount.init) ?? commandTimeout)
+        let wait = timeout.map(TimeAmount.init) ?? commandTimeout
+        // Resumed exactly once, as in send(_:timeout:).
         return try await withUnsafeThrowingContinuation { continuation in
-            enqueue(commands, waiter: .batch(continuation, expected: commands.count, received: [], deadline: deadline))
+            enqueue(commands, waiter: ReplyWaiter(.batch(continuation), expected: commands.count, timeout: wait))
         }
     }
 
@@ -145,6 +155,7 @@ public final class RedisConnection: RedisCommandSender {
         case .queued:
             break
         case .failed(let error):
+            var waiter = waiter
             waiter.fail(error)
         case .scheduleWrite:
             let channel = self.channel
@@ -152,7 +163,7 @@ public final class RedisConnection: RedisCommandSender {
             channel.eventLoop.execute {
                 let (bytes, waiters, failure) = queue.takePending()
                 if let failure {
-                    for waiter in waiters { waiter.fail(failure) }
+                    for var waiter in waiters { waiter.fail(failure) }
                     return
                 }
                 channel.writeAndFlush(PendingWrite(bytes: bytes, waiters: waiters), promise: nil)
@@ -179,22 +190,68 @@ private enum EnqueueOutcome {
     case failed(RedisError)
 }
 
-/// A caller waiting for replies: one command, or a batch answered by one continuation.
-enum ReplyWaiter: Sendable {
-    case single(UnsafeContinuation<RedisValue, any Error>, deadline: NIODeadline)
-    case batch(UnsafeContinuation<[RedisValue], any Error>, expected: Int, received: [RedisValue], deadline: NIODeadline)
-
-    var deadline: NIODeadline {
-        switch self {
-        case .single(_, let deadline), .batch(_, _, _, let deadline): deadline
-        }
+/// A caller waiting for replies: one command, or a batch answered by one continuation, with
+/// its deadline. Once its deadline has passed it is *abandoned*: its caller was told, and it
+/// only waits to consume its replies.
+struct ReplyWaiter: Sendable {
+    enum Caller: Sendable {
+        case single(UnsafeContinuation<RedisValue, any Error>)
+        case batch(UnsafeContinuation<[RedisValue], any Error>)
     }
 
-    func fail(_ error: RedisError) {
-        switch self {
-        case .single(let continuation, _): continuation.resume(throwing: error)
-        case .batch(let continuation, _, _, _): continuation.resume(throwing: error)
+    /// Nil once abandoned or answered.
+    private(set) var caller: Caller?
+    /// Replies still to come, and those received (for a batch).
+    private(set) var expected: Int
+    private(set) var received: [RedisValue] = []
+    /// How long it may wait; its deadline counts from when it is written.
+    let timeout: TimeAmount
+    private(set) var deadline: NIODeadline
+
+    init(_ caller: Caller, expected: Int, timeout: TimeAmount) {
+        self.caller = caller
+        self.expected = expected
+        self.timeout = timeout
+        self.deadline = .now() + timeout
+    }
+
+    var isAbandoned: Bool { caller == nil }
+
+    /// Counts its deadline from now (when it is written).
+    mutating func start() {
+        deadline = .now() + timeout
+    }
+
+    /// Takes one reply; true when it has all it waits for (and, unless abandoned, its caller
+    /// was answered).
+    mutating func take(_ reply: RedisValue) -> Bool {
+        expected -= 1
+        if case .batch = caller { received.append(reply) }
+        guard expected == 0 else { return false }
+        switch caller {
+        case .single(let continuation)?: continuation.resume(returning: reply)
+        case .batch(let continuation)?: continuation.resume(returning: received)
+        case nil: break
         }
+        caller = nil
+        return true
+    }
+
+    /// Tells its caller it took too long, and waits `grace` more for its replies.
+    mutating func abandon(_ error: RedisError, grace: TimeAmount) {
+        fail(error)
+        received = []
+        deadline = .now() + grace
+    }
+
+    /// Fails its caller (if it still has one).
+    mutating func fail(_ error: RedisError) {
+        switch caller {
+        case .single(let continuation)?: continuation.resume(throwing: error)
+        case .batch(let continuation)?: continuation.resume(throwing: error)
+        case nil: break
+        }
+        caller = nil
     }
 }
 
@@ -245,7 +302,7 @@ struct PendingWrite: Sendable {
 }
 
 /// Lives in the channel pipeline: writes pending commands, decodes replies with hiredis and
-/// resumes their callers in order, and enforces the command timeout.
+/// resumes their callers in order, and enforces each command's timeout.
 final class RedisChannelHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = PendingWrite
@@ -254,11 +311,18 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private let queue: CommandQueue
     private let reader: HiredisReader
     private var inFlight = CircularBuffer<ReplyWaiter>(initialCapacity: 64)
+    /// One timer, set for the earliest deadline in flight (re-armed sooner when a command with
+    /// an earlier deadline is written behind a later one, such as an `XREAD`'s).
     private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
     private var failed = false
+    /// How long a command that timed out may still go unanswered before the connection counts
+    /// as dead: the connection's command timeout, or the command's own if longer.
+    private let grace: TimeAmount
 
-    init(queue: CommandQueue) throws {
+    init(queue: CommandQueue, grace: TimeAmount) throws {
         self.queue = queue
+        self.grace = grace
         self.reader = try HiredisReader()
     }
 
@@ -266,13 +330,18 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         let pending = unwrapOutboundIn(data)
         if failed {
             let error = RedisError(.connectionClosed, "the connection to Redis is closed")
-            for waiter in pending.waiters { waiter.fail(error) }
+            for var waiter in pending.waiters { waiter.fail(error) }
             promise?.fail(error)
             return
         }
-        inFlight.append(contentsOf: pending.waiters)
+        var earliest: NIODeadline?
+        for var waiter in pending.waiters {
+            waiter.start()
+            earliest = min(earliest ?? waiter.deadline, waiter.deadline)
+            inFlight.append(waiter)
+        }
         context.write(wrapOutboundOut(pending.bytes), promise: promise)
-        armTimer(context: context)
+        if let earliest { armTimer(at: earliest, context: context) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -290,36 +359,41 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     }
 
     private func deliver(_ reply: RedisValue) throws(RedisError) {
-        guard let head = inFlight.popFirst() else {
+        guard !inFlight.isEmpty else {
             throw RedisError(.protocolError, "Redis sent a reply nobody was waiting for")
         }
-        switch head {
-        case .single(let continuation, _):
-            continuation.resume(returning: reply)
-        case .batch(let continuation, let expected, var received, let deadline):
-            if received.isEmpty { received.reserveCapacity(expected) }
-            received.append(reply)
-            if received.count == expected {
-                continuation.resume(returning: received)
-            } else {
-                inFlight.prepend(.batch(continuation, expected: expected, received: received, deadline: deadline))
-            }
+        if inFlight[inFlight.startIndex].take(reply) { inFlight.removeFirst() }
+    }
+
+    private func armTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        if let timerDeadline, timerDeadline <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = loopBound.value
+            handler.timerFired(context: context)
         }
     }
 
-    private func armTimer(context: ChannelHandlerContext) {
-        guard timer == nil, let first = inFlight.first else { return }
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(deadline: first.deadline) {
-            let (handler, context) = loopBound.value
-            handler.timer = nil
-            guard let head = handler.inFlight.first else { return }
-            if head.deadline <= .now() {
-                handler.fail(context: context, with: RedisError(.timeout, "Redis did not answer in time"))
-            } else {
-                handler.armTimer(context: context)
+    /// Fails each command past its deadline (the others wait on); closes the connection when
+    /// one already failed is still unanswered a timeout later: Redis stopped answering.
+    private func timerFired(context: ChannelHandlerContext) {
+        timer = nil
+        timerDeadline = nil
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        for index in inFlight.indices {
+            if inFlight[index].deadline <= now {
+                if inFlight[index].isAbandoned {
+                    fail(context: context, with: RedisError(.timeout, "Redis stopped answering; the connection is closed"))
+                    return
+                }
+                inFlight[index].abandon(RedisError(.timeout, "Redis did not answer in time"), grace: max(grace, inFlight[index].timeout))
             }
+            next = min(next ?? inFlight[index].deadline, inFlight[index].deadline)
         }
+        if let next { armTimer(at: next, context: context) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -345,10 +419,11 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         failed = true
         timer?.cancel()
         timer = nil
+        timerDeadline = nil
         let unwritten = queue.close(with: error)
         let written = inFlight
         inFlight.removeAll()
-        for waiter in written { waiter.fail(error) }
-        for waiter in unwritten { waiter.fail(error) }
+        for var waiter in written { waiter.fail(error) }
+        for var waiter in unwritten { waiter.fail(error) }
     }
 }

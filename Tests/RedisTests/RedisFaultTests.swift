@@ -102,4 +102,61 @@ import Testing
             }
         }
     }
+
+    /// A script that runs 300 ms, with a busy loop: Redis answers nothing else meanwhile.
+    static let slowScript = RedisCommand(
+        "EVAL",
+        "local s = redis.call('TIME') while true do local n = redis.call('TIME') if (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > 300000 then break end end return 1",
+        "0")
+
+    /// One slow reply fails only the command that waited too long for it: the commands behind
+    /// it (with longer timeouts) are answered, and the connection goes on.
+    @Test func aSlowReplyFailsOnlyItsOwnCommand() async throws {
+        try await withRedisServer { server in
+            try await withRedisClient(server.configuration(commandTimeout: .seconds(30))) { redis in
+                async let slow: RedisError.Code? = {
+                    do {
+                        _ = try await redis.send(Self.slowScript, timeout: .milliseconds(50))
+                        return nil
+                    } catch {
+                        return (error as? RedisError)?.code
+                    }
+                }()
+                try await Task.sleep(for: .milliseconds(10))
+                async let behind = redis.send(RedisCommand("PING"))
+                let (slowOutcome, pong) = try await (slow, behind)
+                #expect(slowOutcome == .timeout)
+                #expect(pong == .simpleString("PONG"))
+                #expect(try await redis.send(RedisCommand("PING")) == .simpleString("PONG"))
+                #expect(redis.isConnected)
+            }
+        }
+    }
+
+    /// A command written behind one with a later deadline (an XREAD's, a handshake's) still
+    /// fails at its own deadline: it is told before the one ahead of it is answered.
+    @Test func aCommandBehindALongerDeadlineTimesOutAtItsOwn() async throws {
+        try await withRedisServer { server in
+            try await withRedisClient(server.configuration(commandTimeout: .seconds(30))) { redis in
+                // The order in which the two callers are answered.
+                let order = await withTaskGroup(of: String.self) { group in
+                    group.addTask {
+                        _ = try? await redis.send(Self.slowScript, timeout: .seconds(30))
+                        return "slow answered"
+                    }
+                    try? await Task.sleep(for: .milliseconds(10))
+                    group.addTask {
+                        do {
+                            _ = try await redis.send(RedisCommand("PING"), timeout: .milliseconds(20))
+                            return "short answered"
+                        } catch {
+                            return "short timed out"
+                        }
+                    }
+                    return await group.reduce(into: [String]()) { $0.append($1) }
+                }
+                #expect(order == ["short timed out", "slow answered"])
+            }
+        }
+    }
 }

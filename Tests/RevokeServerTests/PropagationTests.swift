@@ -208,3 +208,82 @@ import Glibc
         }
     }
 }
+
+/// The caching client under floods and bad events: it never answers "not revoked" for a
+/// revocation it should have heard of, and never skips what it cannot read.
+@Suite struct CachingClientPropagationTests {
+    /// 600 revocations flood a log that keeps 100: whatever the client went through (410s,
+    /// snapshots), once it has heard the last one, it refuses every one of them.
+    @Test func underALogFloodNoRevocationIsMissed() async throws {
+        try await withRevoked { configuration in
+            configuration.eventLogLength = 100
+            configuration.snapshotMaximumAge = 0
+        } _: { (client, redis, _) async throws in
+            let port = try #require(client.port)
+            try await withCachingClient(port: port, cache: .init()) { revoke in
+                let jtis = (0..<600).map { "flood-\($0)" }
+                // Eight writers at once, so the log rolls while the client follows it.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for lane in 0..<8 {
+                        group.addTask {
+                            for jti in jtis[(lane * 75)..<(lane * 75 + 75)] { try await RawHTTP.revoke(port: port, jti: jti, key: "admin-secret") }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                try await RawHTTP.revoke(port: port, jti: "last", key: "admin-secret")
+                // Heard of the last one: the filter holds it and the cache is live (so it asks
+                // the server only because the filter said "maybe").
+                try await waitUntil("the client heard the last revocation") {
+                    guard revoke.isCacheFresh else { return false }
+                    let verdict = await revoke.check(CheckQuery(jti: "last"))
+                    return verdict == .init(revoked: true, reason: .jti, source: .server) && revoke.isCacheFresh
+                }
+                var missed: [String] = []
+                for jti in jtis where await !revoke.check(CheckQuery(jti: jti)).revoked { missed.append(jti) }
+                #expect(missed.isEmpty, "answered not revoked: \(missed.prefix(10)) (\(missed.count))")
+                #expect(try await redis.send(RedisCommand("XLEN", "revoke:events")).integer ?? 0 <= 101)
+            }
+        }
+    }
+
+    /// An event the client cannot read makes it load a snapshot, never skip it.
+    @Test func anUnreadableEventMakesTheClientLoadASnapshot() async throws {
+        try await withRevoked { configuration in
+            configuration.snapshotMaximumAge = 0
+        } _: { (client, redis, _) async throws in
+            let port = try #require(client.port)
+            try await withCachingClient(port: port, cache: .init()) { revoke in
+                let loaded = revoke.snapshotsLoaded
+                _ = try await redis.send(RedisCommand("XADD", "revoke:events", "*", "type", "revocation", "data", #"{"jti": 42"#))
+                try await waitUntil("a snapshot loaded again") { revoke.snapshotsLoaded > loaded }
+                // And it follows on: a revocation after it is heard.
+                try await RawHTTP.revoke(port: port, jti: "after-bad", key: "admin-secret")
+                try await waitUntil("the next revocation is heard") {
+                    guard revoke.isCacheFresh else { return false }
+                    return await revoke.check(CheckQuery(jti: "after-bad")).source == .server
+                }
+            }
+        }
+    }
+
+    /// Cutoff values are matched by their bytes, as the server stores them: "é" composed and
+    /// decomposed are two users, in the cache as on the server.
+    @Test func cutoffValuesAreMatchedByTheirBytes() async throws {
+        try await withRevoked { (client, _, _) async throws in
+            let port = try #require(client.port)
+            let applied = AppliedEvents()
+            try await withCachingClient(port: port, cache: .init(onEvent: applied.onEvent)) { revoke in
+                let before = applied.count
+                #expect(try await client.call(.post, "/v1/cutoffs", json: #"{"claim":"sub","value":"\u00e9"}"#, key: "admin-secret").status == .created)
+                try await applied.waitForMore(than: before)
+                let composed = CheckQuery(jti: "n-1", issuedAt: 1_700_000_000, claims: ["sub": "\u{e9}"])
+                let decomposed = CheckQuery(jti: "n-2", issuedAt: 1_700_000_000, claims: ["sub": "e\u{301}"])
+                #expect(composed.claims["sub"] == decomposed.claims["sub"])  // Swift calls them equal
+                #expect(await revoke.check(composed) == .init(revoked: true, reason: .cutoff(claim: "sub"), source: .cache))
+                #expect(await revoke.check(decomposed) == .init(revoked: false, source: .cache))
+                #expect(try await revoke.checkRemotely(decomposed) == .init(revoked: false, source: .server))
+            }
+        }
+    }
+}
