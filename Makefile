@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYENV := .build/pyenv
 PYTHON := $(abspath $(PYENV))/bin/python
 
-.PHONY: deps pydeps benchdeps run test bench build clean
+.PHONY: deps pydeps benchdeps run test bench fuzz build clean
 
 # Installs the system packages revoked and its tests need, only when one is missing.
 deps:
@@ -63,5 +63,21 @@ bench: benchdeps
 	$(SWIFT) run -c release --skip-build HTTPBenchmark
 	$(SWIFT) run -c release --skip-build ClientBenchmark
 
+# libFuzzer on every parser that takes outside bytes, FUZZ_SECONDS each (default 60), from the
+# seeds in Fuzz/corpus; what it learns stays in .build-fuzz/corpus, a crash in .build-fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := json jws snapshot sse resp redis-url cutoff-claims
+fuzz: deps
+	REVOKE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product RevokeFuzz -Xswiftc -sanitize=fuzzer,address
+	@for target in $(FUZZ_TARGETS); do \
+		mkdir -p .build-fuzz/corpus/$$target; \
+		echo "== $$target"; \
+		REVOKE_FUZZ_TARGET=$$target .build-fuzz/debug/RevokeFuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=.build-fuzz/crash-$$target- .build-fuzz/corpus/$$target Fuzz/corpus/$$target 2>&1 \
+			| grep -E '^(stat::number_of_executed_units|stat::new_units_added|==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written)' \
+			|| true; \
+		if ls .build-fuzz/crash-$$target-* >/dev/null 2>&1; then echo "$$target: crash, see .build-fuzz/crash-$$target-*"; exit 1; fi; \
+	done
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz

@@ -235,3 +235,15 @@ let package = Package(
         ),
     ]
 )
+
+// `make fuzz` (REVOKE_FUZZ=1): libFuzzer targets for every parser that takes outside bytes,
+// built with -sanitize=fuzzer,address; libFuzzer brings the main.
+if Context.environment["REVOKE_FUZZ"] == "1" {
+    package.targets.append(
+        .executableTarget(
+            name: "RevokeFuzz",
+            dependencies: ["Redis", "RevokeCore", "RevokeSnapshot"],
+            path: "Fuzz/RevokeFuzz",
+            swiftSettings: swiftSettings
+        ))
+}

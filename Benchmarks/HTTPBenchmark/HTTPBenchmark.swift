@@ -22,6 +22,16 @@ struct HTTPBenchmark {
         var non2xx: Int
         var socketErrors: Int
         var jtisPerRequest: Int = 1
+        var note = ""
+    }
+
+    /// revoked's resident memory with streams that never read.
+    struct Memory {
+        var before, open, maximum, after: Int
+        var bound: Int
+        var streams: Int
+        var cutOff: Int
+        var revocations: Double
     }
 
     static func main() async throws {
@@ -42,13 +52,24 @@ struct HTTPBenchmark {
 
         var owned: [ChildProcess] = []
         var results: [Result] = []
-        func wrk(_ name: String, script: String, port: Int, jtisPerRequest: Int = 1) async throws -> Result {
-            let output = work + "/wrk-\(results.count).txt"
+        var memory: Memory?
+        var runs = 0
+        /// Starts wrk; `finish` waits for it and reads its result.
+        func startWrk(script: String, port: Int, threads: Int = 2, connections: Int, extra: [String: String] = [:]) throws
+            -> (process: ChildProcess, output: String)
+        {
+            runs += 1
+            let output = work + "/wrk-\(runs).txt"
             var environment = ProcessInfo.processInfo.environment
-            environment["BATCH"] = jtisPerRequest > 1 ? "\(jtisPerRequest)" : nil
+            environment.merge(extra) { $1 }
             let process = try ChildProcess.spawn(
-                "wrk", arguments: ["-t2", "-c\(connections)", "-d\(seconds)s", "--latency", "-s", script, "http://127.0.0.1:\(port)"],
+                "wrk", arguments: ["-t\(threads)", "-c\(connections)", "-d\(seconds)s", "--latency", "-s", script, "http://127.0.0.1:\(port)"],
                 environment: environment, standardOutput: output, standardError: output)
+            return (process, output)
+        }
+        func wrk(_ name: String, script: String, port: Int, jtisPerRequest: Int = 1) async throws -> Result {
+            let (process, output) = try startWrk(
+                script: script, port: port, connections: connections, extra: jtisPerRequest > 1 ? ["BATCH": "\(jtisPerRequest)"] : [:])
             await process.waitUntilExit()
             var result = try parse(name: name, output: (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
             result.jtisPerRequest = jtisPerRequest
@@ -85,8 +106,62 @@ struct HTTPBenchmark {
             }
             results.append(try await wrk("revoked POST /v1/check", script: scripts + "/check.lua", port: revokedPort))
             results.append(try await wrk("revoked POST /v1/check/batch (1000)", script: scripts + "/check.lua", port: revokedPort, jtisPerRequest: 1000))
+
+            // The same checks while verifiers follow 1,000 streams, 2,000 connections sit idle and
+            // a flood of revocations rolls the log (section 5: none of it stops the checks).
+            let streams = try OpenConnections(port: revokedPort, count: 1000, request: "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            streams.startReading()
+            let idle = try OpenConnections(port: revokedPort, count: 2000, request: nil)
+            let flood = try startWrk(
+                script: scripts + "/revoke.lua", port: revokedPort, threads: 1, connections: 4, extra: ["REVOKE_ADMIN_KEY": "bench-admin-key"])
+            var hostile = try await wrk("revoked POST /v1/check, under hostile load", script: scripts + "/check.lua", port: revokedPort)
+            await flood.process.waitUntilExit()
+            let floodResult = try parse(name: "flood", output: (try? String(contentsOfFile: flood.output, encoding: .utf8)) ?? "")
+            hostile.note = String(
+                format: "%d streams read %.1f MB; %d of 2000 idle kept; flood %.0f revocations/s", streams.open, Double(streams.bytesRead) / 1e6,
+                idle.open, floodResult.rps)
+            results.append(hostile)
+            streams.close()
+            idle.close()
             await revoked.terminate()
             await redis.stop()
+
+            // RSS with 1,000 streams that never read, while revocations flood them: bounded by
+            // REVOKE_STREAM_BUFFER_BYTES, which this instance sets to 64 KiB.
+            let bound = 65_536
+            let redis2 = try await RedisServerProcess.start(.init(directory: work + "/redis2", appendOnly: false))
+            owned.append(redis2.process)
+            let port2 = try RedisServerProcess.freeLoopbackPort()
+            let stalled = try ChildProcess.spawn(
+                binaries + "/revoked",
+                environment: [
+                    "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+                    "REVOKE_PORT": "\(port2)", "REVOKE_LOG_LEVEL": "warning", "REVOKE_STREAM_BUFFER_BYTES": "\(bound)",
+                    "REVOKE_REDIS_URL": "redis://:\(redis2.options.password!)@127.0.0.1:\(redis2.port)/0",
+                    "REVOKE_ADMIN_KEYS": "bench:bench-admin-key",
+                ],
+                standardOutput: work + "/revoked2.log", standardError: work + "/revoked2.log")
+            owned.append(stalled)
+            try await waitForHTTP(port: port2, path: "/readyz", what: "revoked")
+            let rssBefore = residentBytes(of: stalled.pid)
+            let silent = try OpenConnections(
+                port: port2, count: 1000, request: "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", receiveBuffer: 4096)
+            let rssOpen = residentBytes(of: stalled.pid)
+            let stalledFlood = try startWrk(
+                script: scripts + "/revoke.lua", port: port2, threads: 1, connections: 4, extra: ["REVOKE_ADMIN_KEY": "bench-admin-key"])
+            var rssMax = rssOpen
+            while !stalledFlood.process.hasExited {
+                rssMax = max(rssMax, residentBytes(of: stalled.pid))
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let stalledResult = try parse(name: "flood", output: (try? String(contentsOfFile: stalledFlood.output, encoding: .utf8)) ?? "")
+            let rssAfter = residentBytes(of: stalled.pid)
+            memory = Memory(
+                before: rssBefore, open: rssOpen, maximum: rssMax, after: rssAfter, bound: bound, streams: 1000,
+                cutOff: silent.closedByPeer(), revocations: stalledResult.rps * Double(seconds))
+            silent.close()
+            await stalled.terminate()
+            await redis2.stop()
 
             // The peer, on a redis-server of its own (it speaks to Redis without a password).
             if FileManager.default.fileExists(atPath: peerDirectory + "/start.sh") {
@@ -157,10 +232,10 @@ struct HTTPBenchmark {
             throw error
         }
         for process in owned { await process.terminate() }
-        report(results)
+        report(results, memory: memory)
     }
 
-    static func report(_ results: [Result]) {
+    static func report(_ results: [Result], memory: Memory?) {
         print("")
         print("target".padding(toLength: 38, withPad: " ", startingAt: 0) + "     req/s   p50 ms   p99 ms      jtis/s  non-2xx  errors")
         for result in results {
@@ -181,6 +256,23 @@ struct HTTPBenchmark {
         }
         if let batch = find("revoked POST /v1/check/batch") {
             print(String(format: "batch checks:           %.0f jtis/s (target >= 200000)", batch.rps * Double(batch.jtisPerRequest)))
+        }
+        if let quiet = results.first(where: { $0.name == "revoked POST /v1/check" }), let hostile = find("revoked POST /v1/check, under") {
+            print(String(
+                format: "checks under hostile load: %.0f%% of the quiet throughput, p99 %.2fx the quiet p99 (target <= 2x)",
+                100 * hostile.rps / quiet.rps, hostile.p99 / quiet.p99))
+            print("  (\(hostile.note))")
+        }
+        if let memory {
+            let mb = { (bytes: Int) in String(format: "%.1f MB", Double(bytes) / 1e6) }
+            let grown = max(memory.maximum - memory.open, 0)
+            print(
+                "RSS with \(memory.streams) streams that never read, \(Int(memory.revocations)) revocations flooding them: "
+                    + "\(mb(memory.before)) before, \(mb(memory.open)) with the streams open, \(mb(memory.maximum)) at most, \(mb(memory.after)) after")
+            print(String(
+                format: "  grew %@ while flooded, %.0f%% of the configured bound (%d streams x %d KiB = %@); %d of %d streams cut off",
+                mb(grown), 100 * Double(grown) / Double(memory.streams * memory.bound), memory.streams, memory.bound / 1024,
+                mb(memory.streams * memory.bound), memory.cutOff, memory.streams))
         }
     }
 
@@ -220,6 +312,80 @@ struct HTTPBenchmark {
         }
         throw BenchmarkError("\(what) did not answer 200 on \(path)")
     }
+}
+
+/// The resident set of a process, from `/proc/<pid>/status` (0 where that cannot be read).
+func residentBytes(of pid: Int32) -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+        let kilobytes = Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" })[1])
+    else { return 0 }
+    return kilobytes * 1024
+}
+
+/// Many connections to one server: each sends `request` (or nothing, to sit idle); a thread of
+/// their own reads and drops what arrives when `startReading()` is called, else nothing is read.
+///
+/// `@unchecked Sendable`: the sockets are read only by the reading thread, and closed only
+/// after it stopped; the counters are atomics' worth of plain integers read after the fact.
+final class OpenConnections: @unchecked Sendable {
+    private var sockets: [LoopbackSocket]
+    private let stop = ManagedFlag()
+    private var reader: Thread?
+    private(set) var bytesRead = 0
+
+    init(port: Int, count: Int, request: String?, receiveBuffer: Int? = nil) throws {
+        sockets = []
+        sockets.reserveCapacity(count)
+        for _ in 0..<count {
+            let socket = try LoopbackSocket(port: port, timeout: 30, receiveBuffer: receiveBuffer)
+            if let request { try socket.write(request) }
+            sockets.append(socket)
+        }
+    }
+
+    /// Connections the server has not closed.
+    var open: Int { sockets.count - closedByPeer() }
+
+    /// Connections the server closed (seen with `poll`, without reading what is pending).
+    func closedByPeer() -> Int {
+        var descriptors = sockets.map { pollfd(fd: $0.descriptor, events: pollReadHangUp, revents: 0) }
+        _ = poll(&descriptors, nfds_t(descriptors.count), 0)
+        return descriptors.filter { $0.revents & (pollReadHangUp | Int16(POLLHUP)) != 0 }.count
+    }
+
+    func startReading() {
+        let thread = Thread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            var descriptors = sockets.map { pollfd(fd: $0.descriptor, events: Int16(POLLIN), revents: 0) }
+            while !stop.isSet {
+                guard poll(&descriptors, nfds_t(descriptors.count), 100) > 0 else { continue }
+                for index in descriptors.indices where descriptors[index].revents & Int16(POLLIN) != 0 {
+                    let count = buffer.withUnsafeMutableBytes { recv(descriptors[index].fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                    if count > 0 { bytesRead += count } else if count == 0 { descriptors[index].events = 0 }
+                }
+            }
+        }
+        reader = thread
+        thread.start()
+    }
+
+    func close() {
+        stop.set()
+        while reader?.isFinished == false { usleep(10_000) }
+        sockets = []
+    }
+}
+
+/// Linux's `POLLRDHUP` (the peer closed its end), which Glibc's module map leaves out.
+let pollReadHangUp: Int16 = 0x2000
+
+/// A flag set once, read from another thread.
+final class ManagedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }
 
 struct BenchmarkError: Error, CustomStringConvertible {

@@ -60,6 +60,48 @@ static inline void chiredis_reader_keep_buffer(redisReader *reader) {
     reader->maxbuf = 0;
 }
 
+/* The most elements one array reply may announce. hiredis allocates the array as soon as it
+   reads `*<count>`, before any element arrives, so `*999999999` from a hostile or broken
+   server would take gigabytes at once; past this limit the reply is refused as unreadable.
+   The largest Revoke asks for are pages of a few thousand. */
+#define CHIREDIS_MAXIMUM_ELEMENTS (1 << 20)
+
+#if HIREDIS_MAJOR >= 1
+static inline void chiredis_reader_limit_elements(redisReader *reader) {
+    reader->maxelements = CHIREDIS_MAXIMUM_ELEMENTS;
+}
+#else
+/* hiredis 0.14 has no such limit: the reader's own functions are wrapped, the originals kept
+   in the reader's privdata (handed to every task), and createArray refuses a count past the
+   limit by returning NULL, which hiredis reports as an error. */
+static inline const redisReplyObjectFunctions *chiredis_original(const redisReadTask *task) {
+    return (const redisReplyObjectFunctions *)task->privdata;
+}
+static inline void *chiredis_create_string(const redisReadTask *task, char *text, size_t length) {
+    return chiredis_original(task)->createString(task, text, length);
+}
+static inline void *chiredis_create_array(const redisReadTask *task, int elements) {
+    if (elements < 0 || elements > CHIREDIS_MAXIMUM_ELEMENTS) return NULL;
+    return chiredis_original(task)->createArray(task, elements);
+}
+static inline void *chiredis_create_integer(const redisReadTask *task, long long value) {
+    return chiredis_original(task)->createInteger(task, value);
+}
+static inline void *chiredis_create_nil(const redisReadTask *task) {
+    return chiredis_original(task)->createNil(task);
+}
+static inline void chiredis_free_object(void *object) {
+    freeReplyObject(object);
+}
+static redisReplyObjectFunctions chiredis_limited_functions = {
+    chiredis_create_string, chiredis_create_array, chiredis_create_integer, chiredis_create_nil, chiredis_free_object,
+};
+static inline void chiredis_reader_limit_elements(redisReader *reader) {
+    reader->privdata = reader->fn;
+    reader->fn = &chiredis_limited_functions;
+}
+#endif
+
 /* The value of a RESP3 double (hiredis 1.x); 0.14 has no such field and no such reply. */
 static inline double chiredis_reply_dval(const redisReply *reply) {
 #if HIREDIS_MAJOR >= 1

@@ -16,18 +16,23 @@ public final class LoopbackSocket {
 
     private let fd: Int32
 
+    /// The socket's descriptor, for `poll` over many connections (benchmarks).
+    public var descriptor: Int32 { fd }
+
     /// Connects to 127.0.0.1, or to ::1 when nothing listens there (a server bound to
     /// `localhost` may have taken either), with `timeout` seconds for every later send and
     /// receive.
-    public init(port: Int, timeout: Int = 10) throws(Failure) {
+    /// - Parameter receiveBuffer: When set, the kernel's receive buffer in bytes (set before
+    ///   connecting), for a reader that must fall behind soon.
+    public init(port: Int, timeout: Int = 10, receiveBuffer: Int? = nil) throws(Failure) {
         do {
-            fd = try Self.connect(port: port, timeout: timeout, ipv6: false)
+            fd = try Self.connect(port: port, timeout: timeout, receiveBuffer: receiveBuffer, ipv6: false)
         } catch where error.code == ECONNREFUSED {
-            fd = try Self.connect(port: port, timeout: timeout, ipv6: true)
+            fd = try Self.connect(port: port, timeout: timeout, receiveBuffer: receiveBuffer, ipv6: true)
         }
     }
 
-    private static func connect(port: Int, timeout: Int, ipv6: Bool) throws(Failure) -> Int32 {
+    private static func connect(port: Int, timeout: Int, receiveBuffer: Int?, ipv6: Bool) throws(Failure) -> Int32 {
         #if canImport(Glibc)
         let fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -37,6 +42,9 @@ public final class LoopbackSocket {
         var interval = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &interval, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &interval, socklen_t(MemoryLayout<timeval>.size))
+        if var bytes = receiveBuffer.map(Int32.init) {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, socklen_t(MemoryLayout<Int32>.size))
+        }
         let connected: Int32
         if ipv6 {
             var address = sockaddr_in6()

@@ -15,6 +15,7 @@ final class HiredisReader {
             throw RedisError(.protocolError, "hiredis could not allocate a reply reader")
         }
         chiredis_reader_keep_buffer(reader)
+        chiredis_reader_limit_elements(reader)
         self.reader = reader
     }
 

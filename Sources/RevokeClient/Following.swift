@@ -119,6 +119,8 @@ extension RevokeClient {
                         wentLive()
                     }
                     cache.heard()
+                case .oversized:
+                    throw RevocationCache.UnreadableEvent(type: "an event longer than \(EventStreamParser.maximumBytes) bytes")
                 case .event(let type, let id, let data):
                     var object: [String: JSONValue]?
                     if case .object(let parsed)? = try? JSONValue(parsing: data.utf8) { object = parsed }
@@ -133,54 +135,5 @@ extension RevokeClient {
             if ContinuousClock.now >= refreshAt { return .refreshDue }
         }
         return .ended
-    }
-}
-
-/// Splits a `text/event-stream` into comments and events (the WHATWG format: `field: value`
-/// lines, a blank line ends an event, `:` starts a comment).
-struct EventStreamParser {
-    enum Message: Equatable {
-        case comment
-        case event(type: String, id: String?, data: String)
-    }
-
-    private var line: [UInt8] = []
-    private var type = ""
-    private var id: String?
-    private var data: [String] = []
-
-    mutating func feed(_ bytes: some Sequence<UInt8>) -> [Message] {
-        var messages: [Message] = []
-        for byte in bytes {
-            guard byte == UInt8(ascii: "\n") else {
-                line.append(byte)
-                continue
-            }
-            if line.last == UInt8(ascii: "\r") { line.removeLast() }
-            defer { line.removeAll(keepingCapacity: true) }
-            if line.isEmpty {
-                if !data.isEmpty { messages.append(.event(type: type.isEmpty ? "message" : type, id: id, data: data.joined(separator: "\n"))) }
-                type = ""
-                id = nil
-                data = []
-                continue
-            }
-            if line.first == UInt8(ascii: ":") {
-                messages.append(.comment)
-                continue
-            }
-            let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? line.endIndex
-            let field = String(decoding: line[..<colon], as: UTF8.self)
-            var value = colon < line.endIndex ? line[(colon + 1)...] : []
-            if value.first == UInt8(ascii: " ") { value = value.dropFirst() }
-            let text = String(decoding: value, as: UTF8.self)
-            switch field {
-            case "event": type = text
-            case "id": id = text
-            case "data": data.append(text)
-            default: break
-            }
-        }
-        return messages
     }
 }
