@@ -80,20 +80,28 @@ struct HTTPBenchmark {
         do {
             print("wrk -t2 -c\(connections) -d\(seconds)s on 127.0.0.1, one target at a time; every target started here, now")
             // revoked on a private redis-server, as deployed with REVOKE_REDIS_URL.
-            let redis = try await RedisServerProcess.start(.init(directory: work + "/redis", appendOnly: false))
-            owned.append(redis.process)
-            let revokedPort = try RedisServerProcess.freeLoopbackPort()
-            let revoked = try ChildProcess.spawn(
-                binaries + "/revoked",
-                environment: [
+            /// revoked (release) on a redis-server of its own, ready; `extra` adds variables.
+            func startRevoked(_ name: String, extra: [String: String] = [:]) async throws
+                -> (redis: RedisServerProcess, revoked: ChildProcess, port: Int)
+            {
+                let redis = try await RedisServerProcess.start(.init(directory: work + "/redis-\(name)", appendOnly: false))
+                owned.append(redis.process)
+                let port = try RedisServerProcess.freeLoopbackPort()
+                var environment = [
                     "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-                    "REVOKE_PORT": "\(revokedPort)", "REVOKE_LOG_LEVEL": "warning",
+                    "REVOKE_PORT": "\(port)", "REVOKE_LOG_LEVEL": "warning",
                     "REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0",
                     "REVOKE_ADMIN_KEYS": "bench:bench-admin-key",
-                ],
-                standardOutput: work + "/revoked.log", standardError: work + "/revoked.log")
-            owned.append(revoked)
-            try await waitForHTTP(port: revokedPort, path: "/readyz", what: "revoked")
+                ]
+                environment.merge(extra) { $1 }
+                let revoked = try ChildProcess.spawn(
+                    binaries + "/revoked", environment: environment,
+                    standardOutput: work + "/revoked-\(name).log", standardError: work + "/revoked-\(name).log")
+                owned.append(revoked)
+                try await waitForHTTP(port: port, path: "/readyz", what: "revoked")
+                return (redis, revoked, port)
+            }
+            let (redis, revoked, revokedPort) = try await startRevoked("checks")
             // The answers are real: one revoked jti reads back as revoked, a random one not.
             let json = ["Content-Type": "application/json"]
             _ = try LoopbackSocket.exchange(
@@ -129,20 +137,7 @@ struct HTTPBenchmark {
             // RSS with 1,000 streams that never read, while revocations flood them: bounded by
             // REVOKE_STREAM_BUFFER_BYTES, which this instance sets to 64 KiB.
             let bound = 65_536
-            let redis2 = try await RedisServerProcess.start(.init(directory: work + "/redis2", appendOnly: false))
-            owned.append(redis2.process)
-            let port2 = try RedisServerProcess.freeLoopbackPort()
-            let stalled = try ChildProcess.spawn(
-                binaries + "/revoked",
-                environment: [
-                    "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-                    "REVOKE_PORT": "\(port2)", "REVOKE_LOG_LEVEL": "warning", "REVOKE_STREAM_BUFFER_BYTES": "\(bound)",
-                    "REVOKE_REDIS_URL": "redis://:\(redis2.options.password!)@127.0.0.1:\(redis2.port)/0",
-                    "REVOKE_ADMIN_KEYS": "bench:bench-admin-key",
-                ],
-                standardOutput: work + "/revoked2.log", standardError: work + "/revoked2.log")
-            owned.append(stalled)
-            try await waitForHTTP(port: port2, path: "/readyz", what: "revoked")
+            let (redis2, stalled, port2) = try await startRevoked("stalled", extra: ["REVOKE_STREAM_BUFFER_BYTES": "\(bound)"])
             let rssBefore = residentBytes(of: stalled.pid)
             let silent = try OpenConnections(
                 port: port2, count: 1000, request: "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", receiveBuffer: 4096)

@@ -1,5 +1,4 @@
 import Atomics
-import Foundation
 import Logging
 import Metrics
 import RevokeCore

@@ -118,9 +118,6 @@ final class EventHub: Service, Sendable {
         self.heartbeatInterval = heartbeatInterval
     }
 
-    /// Streams open now.
-    var streamCount: Int { state.withLock { $0.subscribers.count } }
-
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await self.follow()

@@ -36,9 +36,6 @@ final class EventQueue: Sendable {
         self.limit = limit
     }
 
-    /// Bytes held now.
-    var bytes: Int { state.withLock { $0.bytes } }
-
     /// Adds an item; false when the queue is over (finished, or this push overflowed it).
     func push(_ item: StreamItem) -> Bool {
         let (waiter, accepted) = state.withLock { state -> (CheckedContinuation<StreamItem?, Never>?, Bool) in
