@@ -19,6 +19,7 @@ deps:
 	command -v redis-benchmark >/dev/null 2>&1 || missing="$$missing redis-tools"; \
 	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
 	python3 -c 'import ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && \

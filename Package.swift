@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // hiredis, as Debian ships it (libhiredis-dev). Only the Redis target imports it.
@@ -85,8 +86,8 @@ let package = Package(
             name: "LoopbackHTTP",
             swiftSettings: swiftSettings
         ),
-        // Redis over SwiftNIO with hiredis' reply reader: connections, automatic
-        // pipelining, reconnection, scripts, streams. Knows nothing of JWTs.
+        // Redis over SwiftNIO with hiredis' reply reader: connections (plain or TLS), automatic
+        // pipelining, reconnection, Sentinel, scripts, streams. Knows nothing of JWTs.
         .target(
             name: "Redis",
             dependencies: [
@@ -94,6 +95,7 @@ let package = Package(
                 "Retry",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -167,10 +169,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Test support shared by every test target that needs a private redis-server.
+        // Test support shared by every test target that needs a private redis-server (or a
+        // Sentinel deployment, or TLS certificates), and by the benchmarks.
         .target(
             name: "RedisTestSupport",
-            dependencies: ["Redis", "RedisSupervisor"],
+            dependencies: ["ChildProcess", "Redis", "RedisSupervisor"],
             path: "Tests/RedisTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -197,7 +200,7 @@ let package = Package(
         .testTarget(
             name: "RevokeServerTests",
             dependencies: [
-                "RevokeServer", "RedisTestSupport", "Redis", "RedisSupervisor", "RevokeCore", "ChildProcess", "LoopbackHTTP", "RevokeClient", "RevokeHummingbird", "RevokeSnapshot",
+                "RevokeServer", "RevokeStore", "RedisTestSupport", "Redis", "RedisSupervisor", "RevokeCore", "ChildProcess", "LoopbackHTTP", "RevokeClient", "RevokeHummingbird", "RevokeSnapshot",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -14,7 +14,12 @@ import Synchronization
 ///
 /// One connection is enough: Redis executes commands on one thread, and automatic
 /// pipelining lets any number of concurrent callers share it. Blocking commands
-/// (`XREAD BLOCK`) hold a connection; give them a ``RedisClient`` of their own.
+/// (`XREAD BLOCK`, `WAIT`) hold a connection; give them a ``RedisClient`` of their own.
+///
+/// With ``RedisConfiguration/sentinel``, every (re)connection asks the sentinels for the
+/// primary and confirms it with `ROLE` (``SentinelResolver``); while connected, the client
+/// follows `+switch-master` and drops its connection when the primary moves, or when Redis
+/// answers `READONLY` (the server it reached was demoted), then resolves the primary again.
 public final class RedisClient: RedisCommandSender, Service {
     private enum State {
         case disconnected
@@ -27,6 +32,8 @@ public final class RedisClient: RedisCommandSender, Service {
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let state = Mutex(State.disconnected)
+    private let tlsContext: Result<RedisTLSContext, RedisError>?
+    private let resolver: SentinelResolver?
 
     /// Creates a client; nothing connects until ``run()``.
     /// - Parameters:
@@ -41,11 +48,24 @@ public final class RedisClient: RedisCommandSender, Service {
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
+        self.tlsContext = configuration.tls.map { settings in Result { () throws(RedisError) in try RedisTLSContext(settings) } }
+        self.resolver = configuration.sentinel.map { SentinelResolver(configuration: configuration, sentinel: $0) }
+    }
+
+    /// Opens a connection to the server, or to the primary the sentinels name.
+    private func connect() async throws -> (RedisConnection, RedisAddress) {
+        let eventLoop = eventLoopGroup.next()
+        let tls = try tlsContext?.get()
+        if let resolver { return try await resolver.connectToPrimary(eventLoop: eventLoop, tlsContext: tls) }
+        let connection = try await RedisConnection.connect(to: configuration, eventLoop: eventLoop, tlsContext: tls)
+        return (connection, RedisAddress(host: configuration.host, port: configuration.port))
     }
 
     /// Keeps a connection up until graceful shutdown or cancellation, then closes it.
     public func run() async throws {
-        var backoff = Backoff(initial: configuration.reconnectBackoff, maximum: configuration.maximumReconnectBackoff)
+        // Behind Sentinel a promotion takes a few seconds: try often enough to follow it at once.
+        let maximumBackoff = resolver == nil ? configuration.maximumReconnectBackoff : min(configuration.maximumReconnectBackoff, .milliseconds(500))
+        var backoff = Backoff(initial: configuration.reconnectBackoff, maximum: maximumBackoff)
         var failures = 0
         defer {
             let last = state.withLock { state -> RedisConnection? in
@@ -57,8 +77,7 @@ public final class RedisClient: RedisCommandSender, Service {
         }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                let connection = try await RedisConnection.connect(
-                    to: configuration, eventLoop: eventLoopGroup.next())
+                let (connection, address) = try await connect()
                 let stillRunning = state.withLock { state -> Bool in
                     if case .shutDown = state { return false }
                     state = .connected(connection)
@@ -68,12 +87,12 @@ public final class RedisClient: RedisCommandSender, Service {
                     connection.close()
                     return
                 }
-                logger.info("connected to Redis", metadata: ["redis.address": "\(configuration)"])
+                logger.info("connected to Redis", metadata: ["redis.address": "\(configuration)", "redis.server": "\(address)"])
                 backoff.reset()
                 failures = 0
                 await cancelWhenGracefulShutdown {
                     await withTaskCancellationHandler {
-                        await connection.waitUntilClosed()
+                        await self.waitUntilClosedOrMoved(connection, address: address)
                     } onCancel: {
                         connection.close()
                     }
@@ -83,15 +102,17 @@ public final class RedisClient: RedisCommandSender, Service {
                     if case .connected = state { state = .disconnected }
                 }
                 if Task.isCancelled || Task.isShuttingDownGracefully { return }
-                logger.warning("lost the connection to Redis", metadata: ["redis.address": "\(configuration)"])
+                logger.warning("lost the connection to Redis", metadata: ["redis.address": "\(configuration)", "redis.server": "\(address)"])
             } catch {
                 failures += 1
                 // Redis starting a moment after us is normal: the first misses are debug lines.
-                // Then one warning, and one in twenty while Redis stays away.
+                // Then one warning, and one in twenty while Redis stays away. A certificate that
+                // does not verify is no passing state: it is an error at once.
+                let tlsFailure = RedisTLSContext.tlsFailure(in: error) != nil
                 if failures <= 3 || failures % 20 == 0 {
                     logger.log(
-                        level: failures < 3 ? .debug : .warning,
-                        "cannot reach Redis",
+                        level: tlsFailure && failures == 1 ? .error : failures < 3 ? .debug : .warning,
+                        tlsFailure ? "cannot reach Redis: TLS failed" : "cannot reach Redis",
                         metadata: ["redis.address": "\(configuration)", "redis.error": "\(error)", "redis.attempt": "\(failures)"])
                 }
             }
@@ -100,6 +121,24 @@ public final class RedisClient: RedisCommandSender, Service {
             } catch {
                 return
             }
+        }
+    }
+
+    /// Returns when `connection` closes; behind Sentinel, also closes it (and returns) when
+    /// the sentinels announce another primary.
+    private func waitUntilClosedOrMoved(_ connection: RedisConnection, address: RedisAddress) async {
+        guard let resolver else { return await connection.waitUntilClosed() }
+        let eventLoop = eventLoopGroup.next()
+        let tls = try? tlsContext?.get()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await connection.waitUntilClosed() }
+            group.addTask {
+                if await resolver.watch(primary: address, eventLoop: eventLoop, tlsContext: tls, logger: self.logger) {
+                    connection.close()
+                }
+            }
+            await group.next()
+            group.cancelAll()
         }
     }
 
@@ -120,11 +159,35 @@ public final class RedisClient: RedisCommandSender, Service {
     public var isConnected: Bool { (try? connection) != nil }
 
     public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RedisValue {
-        try await connection.send(command, timeout: timeout)
+        let connection = try self.connection
+        do {
+            return try await connection.send(command, timeout: timeout)
+        } catch let error as RedisError where error.code == .commandFailed && Self.isReadOnly(error.message) {
+            dropDemoted(connection)
+            throw error
+        }
     }
 
     public func send(batch commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RedisValue] {
-        try await connection.send(batch: commands, timeout: timeout)
+        let connection = try self.connection
+        let replies = try await connection.send(batch: commands, timeout: timeout)
+        if replies.contains(where: { if case .error(let message) = $0 { Self.isReadOnly(message) } else { false } }) {
+            dropDemoted(connection)
+        }
+        return replies
+    }
+
+    /// `READONLY`, alone or inside a script's error: the server is a replica.
+    private static func isReadOnly(_ message: String) -> Bool {
+        message.hasPrefix("READONLY") || message.contains("-READONLY") || message.contains(" READONLY ")
+    }
+
+    /// Behind Sentinel, a server that answers `READONLY` was demoted: drop the connection so the
+    /// primary is resolved again. (Without Sentinel, the configured server is all there is.)
+    private func dropDemoted(_ connection: RedisConnection) {
+        guard resolver != nil else { return }
+        logger.warning("Redis answered READONLY (it is a replica now); resolving the primary again")
+        connection.close()
     }
 
     /// Waits until a connection is up, for start-up and tests.

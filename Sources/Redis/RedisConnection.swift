@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// Sends commands to Redis and awaits their replies.
@@ -58,25 +59,41 @@ public final class RedisConnection: RedisCommandSender {
         self.commandTimeout = TimeAmount(commandTimeout)
     }
 
-    /// Opens a connection and performs its handshake (`AUTH`, `SELECT`, `PING`).
+    /// Opens a connection and performs its handshake (`AUTH`, `SELECT`, `PING`), over TLS
+    /// when the configuration has ``RedisConfiguration/tls``.
     /// - Parameters:
-    ///   - configuration: Where Redis is and how long to wait.
+    ///   - configuration: Where Redis is and how long to wait (its ``RedisConfiguration/sentinel``
+    ///     is not consulted: this opens exactly `host:port`).
     ///   - eventLoop: The event loop the connection's I/O runs on.
+    ///   - tlsContext: The TLS context to use; nil builds one from ``RedisConfiguration/tls``.
+    ///   - onPush: Receives what Redis sends unasked (pub/sub messages, after `SUBSCRIBE`); nil
+    ///     treats such a reply as a protocol error.
     /// - Throws: ``RedisError`` with code ``RedisError/Code/connectionFailed``.
     public static func connect(
         to configuration: RedisConfiguration,
-        eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next(),
+        tlsContext: RedisTLSContext? = nil,
+        onPush: (@Sendable (RedisValue) -> Void)? = nil
     ) async throws -> RedisConnection {
+        var tlsContext = tlsContext
+        if tlsContext == nil, let tls = configuration.tls { tlsContext = try RedisTLSContext(tls) }
         let queue = CommandQueue()
         let channel: any Channel
+        // SNI and the certificate check use the host name; an IP address is checked against the
+        // certificate's IP SANs by the address connected to.
+        let serverHostname = RedisTLSContext.isIPAddress(configuration.host) ? nil : configuration.host
         do {
             channel = try await ClientBootstrap(group: eventLoop)
                 .connectTimeout(TimeAmount(configuration.connectTimeout))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
+                .channelInitializer { [tlsContext] channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tlsContext {
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLClientHandler(context: tlsContext.context, serverHostname: serverHostname))
+                        }
                         try channel.pipeline.syncOperations.addHandler(
-                            RedisChannelHandler(queue: queue, grace: TimeAmount(configuration.commandTimeout)))
+                            RedisChannelHandler(queue: queue, grace: TimeAmount(configuration.commandTimeout), onPush: onPush))
                     }
                 }
                 .connect(host: configuration.host, port: configuration.port)
@@ -89,6 +106,9 @@ public final class RedisConnection: RedisCommandSender {
             try await connection.handshake(configuration)
         } catch {
             connection.close()
+            if let failure = RedisTLSContext.tlsFailure(in: error) {
+                throw RedisError(.connectionFailed, "TLS with \(configuration) failed: \(failure)", underlying: error)
+            }
             if let error = error as? RedisError, error.code == .connectionFailed { throw error }
             throw RedisError(.connectionFailed, "handshake with \(configuration) failed", underlying: error)
         }
@@ -176,6 +196,11 @@ public final class RedisConnection: RedisCommandSender {
         channel.close(mode: .all, promise: nil)
     }
 
+    /// Calls `body` once the connection has closed, for whatever reason.
+    public func whenClosed(_ body: @escaping @Sendable () -> Void) {
+        channel.closeFuture.whenComplete { _ in body() }
+    }
+
     /// Returns when the connection has closed, for whatever reason.
     public func waitUntilClosed() async {
         try? await channel.closeFuture.get()
@@ -183,6 +208,13 @@ public final class RedisConnection: RedisCommandSender {
 
     /// Whether the connection is still open.
     public var isOpen: Bool { queue.state.withLock { $0.failure == nil } }
+
+    /// The server's replication role (`ROLE`): `master`, `slave` or `sentinel`.
+    public func role() async throws -> String {
+        let reply = try await send(RedisCommand("ROLE"))
+        guard let role = reply.array?.first?.string else { throw RedisError(.unexpectedReply, "ROLE did not return [role, ...]") }
+        return role
+    }
 }
 
 private enum EnqueueOutcome {
@@ -310,6 +342,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     private let queue: CommandQueue
     private let reader: HiredisReader
+    private let onPush: (@Sendable (RedisValue) -> Void)?
     private var inFlight = CircularBuffer<ReplyWaiter>(initialCapacity: 64)
     /// One timer, set for the earliest deadline in flight (re-armed sooner when a command with
     /// an earlier deadline is written behind a later one, such as an `XREAD`'s).
@@ -320,9 +353,10 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     /// as dead: the connection's command timeout, or the command's own if longer.
     private let grace: TimeAmount
 
-    init(queue: CommandQueue, grace: TimeAmount) throws {
+    init(queue: CommandQueue, grace: TimeAmount, onPush: (@Sendable (RedisValue) -> Void)? = nil) throws {
         self.queue = queue
         self.grace = grace
+        self.onPush = onPush
         self.reader = try HiredisReader()
     }
 
@@ -360,7 +394,10 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     private func deliver(_ reply: RedisValue) throws(RedisError) {
         guard !inFlight.isEmpty else {
-            throw RedisError(.protocolError, "Redis sent a reply nobody was waiting for")
+            // A subscribed connection receives messages nobody asked for; elsewhere that is a fault.
+            guard let onPush else { throw RedisError(.protocolError, "Redis sent a reply nobody was waiting for") }
+            onPush(reply)
+            return
         }
         if inFlight[inFlight.startIndex].take(reply) { inFlight.removeFirst() }
     }

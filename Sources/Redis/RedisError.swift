@@ -6,7 +6,7 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         fileprivate enum Base: Hashable, Sendable {
             case unavailable, connectionFailed, connectionClosed, timeout
-            case commandFailed, protocolError, unexpectedReply, invalidConfiguration
+            case commandFailed, protocolError, unexpectedReply, invalidConfiguration, notReplicated
         }
         fileprivate let base: Base
 
@@ -26,6 +26,8 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         public static let unexpectedReply = Code(base: .unexpectedReply)
         /// A bad `redis://` URL or option.
         public static let invalidConfiguration = Code(base: .invalidConfiguration)
+        /// A write ran, but `WAIT` did not confirm as many replicas as required in time.
+        public static let notReplicated = Code(base: .notReplicated)
 
         public var description: String {
             switch base {
@@ -37,6 +39,7 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
             case .protocolError: "protocolError"
             case .unexpectedReply: "unexpectedReply"
             case .invalidConfiguration: "invalidConfiguration"
+            case .notReplicated: "notReplicated"
             }
         }
     }
@@ -61,14 +64,14 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         self.line = line
     }
 
-    /// True when Redis could not be reached, did not answer in time, or answered that it
-    /// cannot serve now (`LOADING`, `BUSY`, `READONLY`, `MASTERDOWN`, `NOREPLICAS`, `TRYAGAIN`,
+    /// True when Redis could not be reached, did not answer in time, could not confirm the
+    /// replicas a write needs, or answered that it cannot serve now (`LOADING`, `BUSY`, `READONLY`, `MASTERDOWN`, `NOREPLICAS`, `TRYAGAIN`,
     /// `CLUSTERDOWN`): a caller should report the store as unavailable and retry later, never
     /// guess an answer. Any other error reply (`WRONGTYPE`, `ERR ...`) is not: retrying will not
     /// mend it.
     public var isUnavailable: Bool {
         switch code.base {
-        case .unavailable, .connectionFailed, .connectionClosed, .timeout: true
+        case .unavailable, .connectionFailed, .connectionClosed, .timeout, .notReplicated: true
         case .commandFailed: Self.transientReplies.contains { message.hasPrefix($0) }
         default: false
         }

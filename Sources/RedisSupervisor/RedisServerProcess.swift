@@ -27,16 +27,24 @@ public final class RedisServerProcess: Sendable {
         public var password: String?
         /// The executable, found on `PATH` unless it contains a slash.
         public var executable: String
+        /// Whether to run as a sentinel (`--sentinel`); ``extraConfiguration`` then holds its
+        /// `sentinel monitor ...` lines.
+        public var sentinel: Bool
+        /// Directives appended to `redis.conf` as given (TLS, `replicaof`, `sentinel ...`):
+        /// written by this program's own callers, never from outside input.
+        public var extraConfiguration: [String]
 
         public init(
             directory: String, port: Int? = nil, appendOnly: Bool = true, password: String? = nil,
-            executable: String = "redis-server"
+            executable: String = "redis-server", sentinel: Bool = false, extraConfiguration: [String] = []
         ) {
             self.directory = directory
             self.port = port
             self.appendOnly = appendOnly
             self.password = password
             self.executable = executable
+            self.sentinel = sentinel
+            self.extraConfiguration = extraConfiguration
         }
     }
 
@@ -101,6 +109,7 @@ public final class RedisServerProcess: Sendable {
             save ""
             appendonly \(options.appendOnly ? "yes" : "no")
             appendfsync always
+            \(options.extraConfiguration.joined(separator: "\n"))
 
             """
         guard FileManager.default.createFile(atPath: configPath, contents: Data(config.utf8), attributes: [.posixPermissions: 0o600]) else {
@@ -109,7 +118,7 @@ public final class RedisServerProcess: Sendable {
 
         let process: ChildProcess
         do {
-            process = try ChildProcess.spawn(executable, arguments: [configPath])
+            process = try ChildProcess.spawn(executable, arguments: options.sentinel ? [configPath, "--sentinel"] : [configPath])
         } catch {
             throw StartError(description: "\(error)")
         }
@@ -147,6 +156,12 @@ public final class RedisServerProcess: Sendable {
 
     /// Asks Redis to shut down (SIGTERM: it flushes the append-only file) and waits.
     public func stop() async { await process.terminate() }
+
+    /// Starts the same server again (after ``kill()`` or ``stop()``), with the same options and
+    /// directory: on the same port, with the same password and, with an append-only file, data.
+    public func restart(timeout: Duration = .seconds(10)) async throws -> RedisServerProcess {
+        try await Self.start(options, timeout: timeout)
+    }
 
     /// Kills the process at once (SIGKILL), as a crash would, and waits.
     public func kill() async { await process.kill() }

@@ -51,18 +51,6 @@ func withCachingClient(
     }
 }
 
-/// Waits until `condition` holds. The limit only turns "never" into a failure instead of a
-/// hang, so it is generous: no test relies on how fast the machine is.
-func waitUntil(_ what: String, seconds: Double = 60, _ condition: @Sendable () async -> Bool) async throws {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if await condition() { return }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    Issue.record("not true within \(seconds) s: \(what)")
-    throw CancellationError()
-}
-
 @Suite struct CacheTests {
     let admin = "admin-secret"
 
