@@ -36,10 +36,17 @@ public func buildApplication(
     // The event streams' blocking reads hold a connection of their own.
     let reader = RedisClient(configuration: redisConfiguration, logger: logger)
     services.append(reader)
+    // So do writes that WAIT for replicas: the checks never queue behind one.
+    var writer: RedisClient?
+    if configuration.replication.replicas > 0 {
+        writer = RedisClient(configuration: redisConfiguration, logger: logger)
+        services.append(writer!)
+    }
 
     let store = RevocationStore(
         redis: redis, keys: KeyLayout(namespace: configuration.namespace), policy: configuration.policy,
-        cutoffClaims: configuration.cutoffClaims, eventLogLength: configuration.eventLogLength, now: now)
+        cutoffClaims: configuration.cutoffClaims, eventLogLength: configuration.eventLogLength,
+        replication: configuration.replication, writer: writer, now: now)
     let verifier = try await TokenVerifier.make(configuration)
     if !verifier.hasKeys {
         logger.warning("no issuer keys configured (REVOKE_HMAC_SECRET, REVOKE_JWKS_FILE, REVOKE_PUBLIC_KEY_FILE): POST /v1/revoke refuses every token")

@@ -135,8 +135,22 @@ final class EventHub: Service, Sendable {
                 try await reader.waitUntilConnected(timeout: .seconds(2))
                 _ = try await reader.send(RedisCommand("PING"))
                 let known = state.withLock { $0.position }
-                var start = EventCursor.start
-                if let known { start = known } else { start = try await store.lastEventCursor() }
+                let log = try await store.eventLogState()
+                var start = log.lastGenerated
+                if let known {
+                    if log.holdsEverything(after: known) {
+                        start = known
+                    } else {
+                        // The log no longer holds the hub's position: trimmed while it was away,
+                        // or another log (a failover to a replica that had not received the
+                        // last events). Reading on from it could skip events: end every stream
+                        // (their clients resume and get 410) and follow from the log's end.
+                        logger.warning(
+                            "the event log no longer holds the hub's position (trimmed, or a failover); ending every stream",
+                            metadata: ["position": "\(known)", "log.last": "\(log.lastGenerated)"])
+                        endAll()
+                    }
+                }
                 state.withLock { state in
                     state.position = start
                     state.following = true

@@ -1,6 +1,7 @@
 import Foundation
 import Redis
 import RevokeCore
+import RevokeStore
 
 /// Everything `revoked` is configured with, read from the environment (and the same as flags).
 public struct ServerConfiguration: Sendable {
@@ -45,6 +46,9 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeout: Int64 = 60
     /// `REVOKE_EVENT_LOG_LENGTH`: entries the event log keeps (about).
     public var eventLogLength = 100_000
+    /// `REVOKE_REDIS_MIN_REPLICAS` and `REVOKE_REDIS_WAIT_TIMEOUT_MS`: replicas `WAIT` must
+    /// confirm before a write is acknowledged, and how long it may take.
+    public var replication = RevocationStore.Replication()
 
     public init() {}
 
@@ -62,6 +66,8 @@ public struct ServerConfiguration: Sendable {
         "REVOKE_MAX_TOKEN_LIFETIME", "REVOKE_CLOCK_SKEW", "REVOKE_CUTOFF_CLAIMS", "REVOKE_NAMESPACE",
         "REVOKE_SNAPSHOT_FALSE_POSITIVE_RATE", "REVOKE_SNAPSHOT_MAX_AGE", "REVOKE_LOG_LEVEL",
         "REVOKE_MAX_EVENT_STREAMS", "REVOKE_STREAM_BUFFER_BYTES", "REVOKE_IDLE_TIMEOUT", "REVOKE_EVENT_LOG_LENGTH",
+        "REVOKE_REDIS_CA_FILE", "REVOKE_REDIS_CERT_FILE", "REVOKE_REDIS_KEY_FILE", "REVOKE_REDIS_SENTINEL_PASSWORD",
+        "REVOKE_REDIS_MIN_REPLICAS", "REVOKE_REDIS_WAIT_TIMEOUT_MS",
     ]
 
     /// Reads the configuration from variables (the environment, with flags laid over it).
@@ -98,9 +104,10 @@ public struct ServerConfiguration: Sendable {
             do {
                 self.redis = try RedisConfiguration(url: url)
             } catch {
-                throw Error(variable: "REVOKE_REDIS_URL", problem: error.message + " (expected redis://[:password@]host:port[/db])")
+                throw Error(variable: "REVOKE_REDIS_URL", problem: error.message + " (expected \(RedisConfiguration.urlForms))")
             }
         }
+        try readRedisDeployment(value)
         if let directory = value("REVOKE_DATA_DIR") { self.dataDirectory = directory }
         // A secret is taken as given: surrounding spaces may be part of it.
         if let secret = variables["REVOKE_HMAC_SECRET"], !secret.isEmpty {
@@ -149,6 +156,57 @@ public struct ServerConfiguration: Sendable {
             }
             self.namespace = namespace
         }
+    }
+
+    /// TLS files, the sentinels' password and the replicas a write needs: each only where the
+    /// URL gives it a meaning, every file read now.
+    private mutating func readRedisDeployment(_ value: (String) -> String?) throws(Error) {
+        let files = (ca: value("REVOKE_REDIS_CA_FILE"), certificate: value("REVOKE_REDIS_CERT_FILE"), key: value("REVOKE_REDIS_KEY_FILE"))
+        if files.ca != nil || files.certificate != nil || files.key != nil {
+            let variable = files.ca != nil ? "REVOKE_REDIS_CA_FILE" : files.certificate != nil ? "REVOKE_REDIS_CERT_FILE" : "REVOKE_REDIS_KEY_FILE"
+            guard redis?.tls != nil else {
+                throw Error(variable: variable, problem: "is set, but REVOKE_REDIS_URL is not rediss:// or rediss-sentinel://")
+            }
+            if (files.certificate == nil) != (files.key == nil) {
+                throw Error(
+                    variable: files.certificate == nil ? "REVOKE_REDIS_CERT_FILE" : "REVOKE_REDIS_KEY_FILE",
+                    problem: "a client certificate needs both REVOKE_REDIS_CERT_FILE and REVOKE_REDIS_KEY_FILE")
+            }
+            redis?.tls = RedisTLS(caFile: files.ca, certificateFile: files.certificate, keyFile: files.key)
+        }
+        if let tls = redis?.tls {
+            // Read every file now, so a bad one stops revoked at start and names its variable.
+            for (variable, settings) in [
+                ("REVOKE_REDIS_CA_FILE", RedisTLS(caFile: tls.caFile)),
+                ("REVOKE_REDIS_CERT_FILE", RedisTLS(certificateFile: tls.certificateFile, keyFile: tls.keyFile)),
+            ] where settings != RedisTLS() {
+                do {
+                    _ = try RedisTLSContext(settings)
+                } catch {
+                    throw Error(variable: variable, problem: error.message)
+                }
+            }
+        }
+        if let password = value("REVOKE_REDIS_SENTINEL_PASSWORD") {
+            guard redis?.sentinel != nil else {
+                throw Error(variable: "REVOKE_REDIS_SENTINEL_PASSWORD", problem: "is set, but REVOKE_REDIS_URL is not redis-sentinel:// or rediss-sentinel://")
+            }
+            redis?.sentinel?.password = password
+        }
+        func integer(_ name: String, _ range: ClosedRange<Int>) throws(Error) -> Int? {
+            guard let text = value(name) else { return nil }
+            guard let number = Int(text), range.contains(number) else {
+                throw Error(variable: name, problem: "must be a whole number from \(range.lowerBound) to \(range.upperBound), not \"\(text)\"")
+            }
+            return number
+        }
+        if let replicas = try integer("REVOKE_REDIS_MIN_REPLICAS", 0...64) {
+            if replicas > 0 && redis == nil {
+                throw Error(variable: "REVOKE_REDIS_MIN_REPLICAS", problem: "needs REVOKE_REDIS_URL: the embedded redis-server has no replicas")
+            }
+            replication.replicas = replicas
+        }
+        if let milliseconds = try integer("REVOKE_REDIS_WAIT_TIMEOUT_MS", 10...60_000) { replication.wait = .milliseconds(milliseconds) }
     }
 
     private static func keys(_ list: String?, variable: String, role: APIKey.Role) throws(Error) -> [APIKey] {

@@ -18,6 +18,10 @@ public struct KeyLayout: Sendable, Equatable {
     /// `N:events:trim`: how many entries Revoke had removed from the event log when it last
     /// trimmed it, and how many had been added by then (a hash: `removed`, `added`).
     public var eventsTrim: [UInt8] { Array("\(namespace):events:trim".utf8) }
+    /// `N:replicated`: a counter each write bumps when writes need replicas (`WAIT` covers a
+    /// connection's writes; a write that changed nothing wrote nothing, and would not wait for
+    /// the replicas to hold the earlier, unconfirmed one it repeats).
+    public var replicated: [UInt8] { Array("\(namespace):replicated".utf8) }
     /// `N:audit`: the audit trail of admin actions, a capped list, newest first.
     public var audit: [UInt8] { Array("\(namespace):audit".utf8) }
 }

@@ -7,6 +7,11 @@ import RevokeCore
 /// Every write is one script (record, event, audit together); every check, single or batch,
 /// is one pipelined round trip. Failures are ``StoreError``s: unavailable (503, retry) or
 /// failed (500), never Redis' own errors.
+///
+/// With ``Replication/replicas`` above 0, a write returns only once `WAIT` has confirmed that
+/// many replicas hold it (else it throws unavailable: the write may have run; every write is
+/// idempotent, so a retry is safe). `WAIT` holds its connection, so such writes go through a
+/// writer of their own and never delay the checks.
 public final class RevocationStore: Sendable {
     /// The keys.
     public let keys: KeyLayout
@@ -18,7 +23,23 @@ public final class RevocationStore: Sendable {
     public let eventLogLength: Int
     /// Entries the audit list keeps.
     public let auditLength: Int
+    /// How many replicas must hold a write before it is acknowledged, and how long to wait.
+    public struct Replication: Sendable {
+        /// `REVOKE_REDIS_MIN_REPLICAS`: 0 acknowledges what the primary acknowledged.
+        public var replicas: Int
+        /// How long `WAIT` may take before the write is answered 503.
+        public var wait: Duration
+
+        public init(replicas: Int = 0, wait: Duration = .milliseconds(500)) {
+            self.replicas = replicas
+            self.wait = wait
+        }
+    }
+    /// What a write needs before it is acknowledged.
+    public let replication: Replication
     let redis: any RedisCommandSender
+    /// Where writes go: ``redis`` itself, or a connection of their own when they `WAIT`.
+    private let writer: any RedisCommandSender
     private let now: @Sendable () -> Double
 
     /// - Parameters:
@@ -26,13 +47,19 @@ public final class RevocationStore: Sendable {
     ///   - keys: The key layout (namespace).
     ///   - policy: TTL rules (clock skew, longest token lifetime).
     ///   - cutoffClaims: Claims a cutoff may name.
+    ///   - replication: Replicas a write needs before it is acknowledged.
+    ///   - writer: Where writes go when they need replicas (`WAIT` blocks its connection); nil
+    ///     sends them through `redis`.
     ///   - now: The current time in Unix seconds; tests pass their own.
     public init(
         redis: any RedisCommandSender, keys: KeyLayout = KeyLayout(), policy: RevocationPolicy = RevocationPolicy(),
         cutoffClaims: CutoffClaims = .default, eventLogLength: Int = 100_000, auditLength: Int = 10_000,
+        replication: Replication = Replication(), writer: (any RedisCommandSender)? = nil,
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) {
         self.redis = redis
+        self.writer = writer ?? redis
+        self.replication = replication
         self.keys = keys
         self.policy = policy
         self.cutoffClaims = cutoffClaims
@@ -43,6 +70,13 @@ public final class RevocationStore: Sendable {
 
     /// The current time, whole seconds.
     public var currentTime: Int64 { Int64(now().rounded(.down)) }
+
+    /// Runs a write script; with replicas required, acknowledged only once `WAIT` confirmed them.
+    private func write(_ script: RedisScript, keys: [[UInt8]], arguments: [[UInt8]]) async throws -> RedisValue {
+        guard replication.replicas > 0 else { return try await writer.evaluate(script, keys: keys, arguments: arguments) }
+        return try await writer.evaluate(
+            script, keys: keys, arguments: arguments, replicas: replication.replicas, wait: replication.wait, fence: self.keys.replicated)
+    }
 
     // MARK: - Revocations
 
@@ -66,7 +100,7 @@ public final class RevocationStore: Sendable {
             case .forever: ttl = ""
             }
             var record = RevocationRecord(jti: jti, expiresAt: expiresAt, revokedAt: Int64(now.rounded(.down)), reason: reason)
-            let reply = try await redis.evaluate(
+            let reply = try await write(
                 Scripts.revoke, keys: [keys.revocation(jti), keys.events, keys.audit, keys.eventsTrim],
                 arguments: [
                     Array(jti.utf8), Array((expiresAt.map(String.init) ?? "").utf8), Array(String(record.revokedAt).utf8),
@@ -86,7 +120,7 @@ public final class RevocationStore: Sendable {
     /// Removes a revocation. Returns false when the `jti` was not revoked.
     public func unrevoke(jti: String, reason: String? = nil, actor: String? = nil) async throws -> Bool {
         try await translatingRedisErrors {
-            let reply = try await redis.evaluate(
+            let reply = try await write(
                 Scripts.unrevoke, keys: [keys.revocation(jti), keys.events, keys.audit, keys.eventsTrim],
                 arguments: [
                     Array(jti.utf8), Array(String(eventLogLength).utf8),
@@ -126,7 +160,7 @@ public final class RevocationStore: Sendable {
             }
             let expiresAt = policy.cutoffExpiry(before: before)
             let target = "\(claim):\(value)"
-            let reply = try await redis.evaluate(
+            let reply = try await write(
                 Scripts.setCutoff, keys: [keys.cutoff(claim: claim, value: value), keys.events, keys.audit, keys.eventsTrim],
                 arguments: [
                     Array(claim.utf8), Array(value.utf8), Array(String(before).utf8), Array(String(expiresAt).utf8),
@@ -159,7 +193,7 @@ public final class RevocationStore: Sendable {
     /// Removes a cutoff. Returns false when there was none.
     public func deleteCutoff(claim: String, value: String, reason: String? = nil, actor: String? = nil) async throws -> Bool {
         try await translatingRedisErrors {
-            let reply = try await redis.evaluate(
+            let reply = try await write(
                 Scripts.deleteCutoff, keys: [keys.cutoff(claim: claim, value: value), keys.events, keys.audit, keys.eventsTrim],
                 arguments: [
                     Array(claim.utf8), Array(value.utf8), Array(String(eventLogLength).utf8),

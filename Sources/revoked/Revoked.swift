@@ -18,6 +18,7 @@ struct Revoked: AsyncParsableCommand {
             Example:
               REVOKE_PORT=8080 revoked
               revoked --redis-url redis://:secret@10.0.0.5:6379/0
+              REVOKE_REDIS_MIN_REPLICAS=1 revoked --redis-url redis-sentinel://:secret@10.0.0.7,10.0.0.8,10.0.0.9/revoke
             """
     )
 
@@ -27,8 +28,26 @@ struct Revoked: AsyncParsableCommand {
     @Option(name: .long, help: "Port the API listens on (REVOKE_PORT, default 8080).")
     var port: String?
 
-    @Option(name: .long, help: "redis://[:password@]host:port[/db] (REVOKE_REDIS_URL; unset: an embedded redis-server).")
+    @Option(name: .long, help: "redis://[:password@]host:port[/db], rediss:// (TLS), redis-sentinel://[:password@]host:port[,host:port...]/master-name[/db] or rediss-sentinel:// (REVOKE_REDIS_URL; unset: an embedded redis-server).")
     var redisURL: String?
+
+    @Option(name: .long, help: "PEM file of the CAs to trust for rediss:// (REVOKE_REDIS_CA_FILE; unset: the system's trust store).")
+    var redisCaFile: String?
+
+    @Option(name: .long, help: "PEM file of a client certificate for rediss:// (REVOKE_REDIS_CERT_FILE).")
+    var redisCertFile: String?
+
+    @Option(name: .long, help: "PEM file of the client certificate's key (REVOKE_REDIS_KEY_FILE).")
+    var redisKeyFile: String?
+
+    @Option(name: .long, help: "Password of sentinels that require one (REVOKE_REDIS_SENTINEL_PASSWORD).")
+    var redisSentinelPassword: String?
+
+    @Option(name: .long, help: "Replicas WAIT must confirm before a write is acknowledged (REVOKE_REDIS_MIN_REPLICAS, default 0).")
+    var redisMinReplicas: String?
+
+    @Option(name: .long, help: "Milliseconds WAIT may take before a write is answered 503 (REVOKE_REDIS_WAIT_TIMEOUT_MS, default 500).")
+    var redisWaitTimeoutMs: String?
 
     @Option(name: .long, help: "Data directory of the embedded redis-server (REVOKE_DATA_DIR, default ./.revoke-data).")
     var dataDir: String?
@@ -99,6 +118,9 @@ struct Revoked: AsyncParsableCommand {
             ("REVOKE_SNAPSHOT_FALSE_POSITIVE_RATE", snapshotFalsePositiveRate), ("REVOKE_SNAPSHOT_MAX_AGE", snapshotMaxAge),
             ("REVOKE_MAX_EVENT_STREAMS", maxEventStreams), ("REVOKE_STREAM_BUFFER_BYTES", streamBufferBytes),
             ("REVOKE_IDLE_TIMEOUT", idleTimeout), ("REVOKE_EVENT_LOG_LENGTH", eventLogLength),
+            ("REVOKE_REDIS_CA_FILE", redisCaFile), ("REVOKE_REDIS_CERT_FILE", redisCertFile), ("REVOKE_REDIS_KEY_FILE", redisKeyFile),
+            ("REVOKE_REDIS_SENTINEL_PASSWORD", redisSentinelPassword), ("REVOKE_REDIS_MIN_REPLICAS", redisMinReplicas),
+            ("REVOKE_REDIS_WAIT_TIMEOUT_MS", redisWaitTimeoutMs),
         ] {
             if let flag { variables[name] = flag }
         }

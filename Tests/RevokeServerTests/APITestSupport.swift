@@ -22,24 +22,34 @@ func withRevoked(
     _ body: @escaping @Sendable (any TestClientProtocol, RedisClient, RedisServerProcess) async throws -> Void
 ) async throws {
     try await withRedisServer { server in
-        var configuration = ServerConfiguration()
-        configuration.port = 0
         // Short enough that tests freezing Redis see 503 soon, long enough for a busy machine.
         var redis = server.configuration(commandTimeout: .seconds(1))
         redis.connectTimeout = .seconds(1)
         redis.reconnectBackoff = .milliseconds(20)
         redis.maximumReconnectBackoff = .milliseconds(100)
-        configuration.redis = redis
-        configuration.hmacSecret = testSecret
-        configuration.adminKeys = [APIKey(name: "ops", secret: "admin-secret", role: .admin)]
-        configure(&configuration)
-        let app = try await buildApplication(configuration: configuration, logger: Logger(label: "test"))
         try await withRedisClient(server.configuration()) { inspector in
-            try await app.test(.live) { client in
-                try await waitUntilReady(client)
+            try await withRevoked(redis: redis, configure: configure) { client in
                 try await body(client, inspector, server)
             }
         }
+    }
+}
+
+/// Runs `body` against a live `revoked` on `redis` (any deployment), once it is ready.
+func withRevoked(
+    redis: RedisConfiguration, ready: Bool = true, configure: (inout ServerConfiguration) -> Void = { _ in },
+    _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
+) async throws {
+    var configuration = ServerConfiguration()
+    configuration.port = 0
+    configuration.redis = redis
+    configuration.hmacSecret = testSecret
+    configuration.adminKeys = [APIKey(name: "ops", secret: "admin-secret", role: .admin)]
+    configure(&configuration)
+    let app = try await buildApplication(configuration: configuration, logger: Logger(label: "test"))
+    try await app.test(.live) { client in
+        if ready { try await waitUntilReady(client) }
+        try await body(client)
     }
 }
 

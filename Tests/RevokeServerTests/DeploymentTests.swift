@@ -1,4 +1,6 @@
 import Foundation
+import Redis
+import RevokeStore
 import RevokeCore
 import RevokeServer
 import Testing
@@ -25,9 +27,9 @@ import Testing
         "REVOKE_REDIS_PASSWORD": "redis-pw", "REVOKE_ADMIN_KEYS": "ops:admin-secret", "HOME": NSTemporaryDirectory(),
     ]
 
-    func config(_ environment: [String: String]) async throws -> ProcessRun {
+    func config(_ environment: [String: String], file: String = "docker-compose.yml") async throws -> ProcessRun {
         try await ProcessRun.run(
-            try await Self.compose(), ["-f", Self.root.appending(path: "docker-compose.yml").path, "config", "--format", "json"],
+            try await Self.compose(), ["-f", Self.root.appending(path: file).path, "config", "--format", "json"],
             environment: environment)
     }
 
@@ -77,13 +79,51 @@ import Testing
         #expect(documented == ServerConfiguration.variableNames)
     }
 
-    @Test func composeRefusesToStartWithoutItsSecrets() async throws {
+    @Test(arguments: ["docker-compose.yml", "docker-compose.ha.yml"])
+    func composeRefusesToStartWithoutItsSecrets(file: String) async throws {
         for missing in ["REVOKE_REDIS_PASSWORD", "REVOKE_ADMIN_KEYS"] {
             var environment = Self.variables
             environment[missing] = nil
-            let run = try await config(environment)
+            let run = try await config(environment, file: file)
             #expect(run.status != 0, "\(missing): \(run)")
             #expect(run.error.contains(missing), "\(run)")
+        }
+    }
+
+    /// The HA file: a primary and two replicas that may each become primary (same password for
+    /// replication, append-only, no eviction), three sentinels watching it with a quorum of two,
+    /// and revoked following them with replicated acknowledgements.
+    @Test func haComposeFileWiresSentinelsReplicasAndRevoked() async throws {
+        let run = try await config(Self.variables, file: "docker-compose.ha.yml")
+        #expect(run.status == 0, "\(run)")
+        let services = try #require(run.json["services"]?.object, "\(run)")
+        #expect(Set(services.keys) == ["redis-primary", "redis-replica-1", "redis-replica-2", "sentinel-1", "sentinel-2", "sentinel-3", "revoked"])
+        for name in ["redis-primary", "redis-replica-1", "redis-replica-2"] {
+            let command = services[name]?.object?["command"]?.array?.compactMap(\.string).joined(separator: " ") ?? ""
+            for flag in ["--appendonly yes", "--appendfsync always", "--maxmemory-policy noeviction", "--requirepass", "--masterauth"] {
+                #expect(command.contains(flag), "\(name): \(command)")
+            }
+            #expect(command.contains("--replicaof redis-primary 6379") == (name != "redis-primary"), "\(name): \(command)")
+            #expect(services[name]?.object?["volumes"]?.array?.first?.object?["target"] == .string("/data"))
+        }
+        for name in ["sentinel-1", "sentinel-2", "sentinel-3"] {
+            let command = services[name]?.object?["command"]?.array?.compactMap(\.string).joined(separator: " ") ?? ""
+            #expect(command.contains("'sentinel monitor revoke redis-primary 6379 2'") && command.contains("--sentinel"), "\(name): \(command)")
+            #expect(services[name]?.object?["environment"]?.object?["SENTINEL_NAME"] == .string(name))
+        }
+        let revoked = try #require(services["revoked"]?.object)
+        let environment = try #require(revoked["environment"]?.object)
+        var values: [String: String] = [:]
+        for (name, value) in environment {
+            #expect(ServerConfiguration.variableNames.contains(name), "revoked does not read \(name)")
+            values[name] = value.string
+        }
+        let configuration = try ServerConfiguration(variables: values)
+        let sentinel = try #require(configuration.redis?.sentinel)
+        #expect(sentinel.masterName == "revoke" && sentinel.sentinels.map(\.host) == ["sentinel-1", "sentinel-2", "sentinel-3"])
+        #expect(configuration.redis?.password == "redis-pw" && configuration.replication.replicas == 1)
+        for name in ["sentinel-1", "sentinel-2", "sentinel-3"] {
+            #expect(revoked["depends_on"]?.object?[name]?.object?["condition"] == .string("service_healthy"))
         }
     }
 

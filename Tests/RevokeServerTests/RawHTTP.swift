@@ -156,7 +156,10 @@ final class OpenStream: @unchecked Sendable {
     static func ended(_ text: String) -> Bool { text.hasSuffix("0\r\n\r\n") }
 
     /// The `jti`s of the revocation events read so far, in order.
-    var revokedJTIs: [String] {
+    var revokedJTIs: [String] { Self.jtis(in: text) }
+
+    /// The `jti`s of the revocation events in `text`, in order.
+    static func jtis(in text: String) -> [String] {
         text.components(separatedBy: #""jti":""#).dropFirst().compactMap { $0.split(separator: "\"").first.map(String.init) }
     }
 
