@@ -38,6 +38,10 @@ struct CacheController: Sendable {
                 since = cursor
             }
             let channel = context.channel
+            // The kernel would otherwise buffer megabytes for a reader that does not read (its
+            // send buffer grows by itself), out of sight of the stream's bound: keep it small, so
+            // the backlog stays in the stream's queue, where REVOKE_STREAM_BUFFER_BYTES ends it.
+            try? await channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: Self.socketSendBuffer).get()
             let subscription: EventHub.Subscription
             do {
                 subscription = try hub.subscribe(since: since) { channel.close(promise: nil) }
@@ -73,14 +77,24 @@ struct CacheController: Sendable {
                             }
                             // Live from here: the first heartbeat says the stream has caught up.
                             guard subscription.goLive() else { return }
-                            while let item = await subscription.next() {
-                                switch item {
-                                case .heartbeat: try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
-                                case .event(let event):
-                                    var buffer = ByteBuffer()
-                                    Self.write(event, into: &buffer)
-                                    try await writer.write(buffer)
+                            // Whatever has gathered goes out in one write: one wakeup per batch.
+                            while let items = await subscription.next() {
+                                if items.count == 1, case .event(let event) = items[0] {
+                                    try await writer.write(event.bytes)
+                                    subscription.written(event.bytes.readableBytes)
+                                    continue
                                 }
+                                var buffer = ByteBuffer()
+                                buffer.reserveCapacity(items.reduce(0) { $0 + $1.size })
+                                for item in items {
+                                    switch item {
+                                    case .heartbeat: buffer.writeImmutableBuffer(StreamItem.heartbeatBytes)
+                                    case .event(let event): buffer.writeImmutableBuffer(event.bytes)
+                                    }
+                                }
+                                let size = buffer.readableBytes
+                                try await writer.write(buffer)
+                                subscription.written(size)
                             }
                         } onGracefulShutdown: {
                             hub.remove(subscription.id)
@@ -117,6 +131,10 @@ struct CacheController: Sendable {
         }
         return true
     }
+
+    /// The send buffer of an event stream's socket (Linux doubles it): ample for a reader that
+    /// keeps up on any network, small beside the stream's own bound.
+    static let socketSendBuffer: SocketOptionValue = 32 * 1024
 
     /// One event as `text/event-stream`: `event:`, `id:` (its cursor), `data:` (the record).
     static func write(_ event: StoreEvent, into buffer: inout ByteBuffer) {

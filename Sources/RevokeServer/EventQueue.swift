@@ -2,30 +2,52 @@ import NIOCore
 import RevokeStore
 import Synchronization
 
+/// One event of the log, rendered once as `text/event-stream` for every stream that carries it.
+struct RenderedEvent: Sendable {
+    /// Its position in the log.
+    let cursor: EventCursor
+    /// `event:`, `id:`, `data:` and the blank line; shared by every stream, never copied.
+    let bytes: ByteBuffer
+
+    init?(_ event: StoreEvent) {
+        guard let cursor = EventCursor(event.id) else { return nil }
+        self.cursor = cursor
+        var buffer = ByteBuffer()
+        CacheController.write(event, into: &buffer)
+        self.bytes = buffer
+    }
+}
+
 /// What one `GET /v1/events` stream carries.
 enum StreamItem: Sendable {
-    case event(StoreEvent)
+    case event(RenderedEvent)
     case heartbeat
 
-    /// About what it costs to hold until it is written: its bytes on the wire.
+    static let heartbeatBytes = ByteBuffer(string: ": heartbeat\n\n")
+
+    /// What it costs to hold until it is written: its bytes on the wire.
     var size: Int {
         switch self {
-        case .heartbeat: 14
-        case .event(let event): event.data.count + event.id.utf8.count + event.type.utf8.count + 20
+        case .heartbeat: Self.heartbeatBytes.readableBytes
+        case .event(let event): event.bytes.readableBytes
         }
     }
 }
 
-/// The items of one stream not yet handed to its writer, bounded in bytes: one producer (the
-/// hub) pushes, one consumer (the response writer) takes. A push past the bound empties the
-/// queue, frees what it held and refuses everything after: the stream is over, and its client
-/// resumes from the last `id` it got.
+/// The items of one stream not yet written, bounded in bytes: one producer (the hub) pushes
+/// batches, one consumer (the response writer) takes everything there is at once, so a stream
+/// costs one wakeup and one write per batch, not per event. What the writer took counts until
+/// it says the write completed (``written(_:)``): a reader that does not read holds the queue
+/// and the write in progress within the bound, and NIO's own write buffer beside it. A push
+/// past the bound empties the queue, frees what it held and refuses everything after: the
+/// stream is over, and its client resumes from the last `id` it got.
 final class EventQueue: Sendable {
     private struct State {
-        var items = CircularBuffer<StreamItem>()
+        var items: [StreamItem] = []
+        /// Queued and being written.
         var bytes = 0
         var finished = false
-        var waiter: CheckedContinuation<StreamItem?, Never>?
+        var waiter: CheckedContinuation<[StreamItem]?, Never>?
     }
 
     /// The most bytes it holds (`REVOKE_STREAM_BUFFER_BYTES`).
@@ -36,31 +58,39 @@ final class EventQueue: Sendable {
         self.limit = limit
     }
 
-    /// Adds an item; false when the queue is over (finished, or this push overflowed it).
-    func push(_ item: StreamItem) -> Bool {
-        let (waiter, accepted) = state.withLock { state -> (CheckedContinuation<StreamItem?, Never>?, Bool) in
+    /// Adds items; false when the queue is over (finished, or this push overflowed it).
+    func push(_ items: [StreamItem]) -> Bool {
+        if items.isEmpty { return true }
+        let size = items.reduce(0) { $0 + $1.size }
+        let (waiter, accepted) = state.withLock { state -> (CheckedContinuation<[StreamItem]?, Never>?, Bool) in
             if state.finished { return (nil, false) }
             if let waiter = state.waiter {
+                // The writer waits, so the queue is empty: hand the batch over as it is.
                 state.waiter = nil
                 return (waiter, true)
             }
-            state.bytes += item.size
+            state.bytes += size
             if state.bytes > limit {
-                state.items.removeAll()
+                state.items = []
                 state.bytes = 0
                 state.finished = true
                 return (nil, false)
             }
-            state.items.append(item)
+            state.items += items
             return (nil, true)
         }
-        waiter?.resume(returning: item)
+        waiter?.resume(returning: items)
         return accepted
+    }
+
+    /// The consumer wrote `bytes` of what it took: they no longer count against the bound.
+    func written(_ bytes: Int) {
+        state.withLock { $0.bytes = max(0, $0.bytes - bytes) }
     }
 
     /// Ends the queue: the consumer gets what is still held, then nil.
     func finish() {
-        let waiter = state.withLock { state -> CheckedContinuation<StreamItem?, Never>? in
+        let waiter = state.withLock { state -> CheckedContinuation<[StreamItem]?, Never>? in
             state.finished = true
             defer { state.waiter = nil }
             return state.waiter
@@ -68,17 +98,18 @@ final class EventQueue: Sendable {
         waiter?.resume(returning: nil)
     }
 
-    /// The next item, waiting for one; nil once the queue is over and empty, or when the
-    /// waiting task is cancelled.
-    func next() async -> StreamItem? {
+    /// Everything queued, waiting for something if nothing is; nil once the queue is over and
+    /// empty, or when the waiting task is cancelled.
+    func next() async -> [StreamItem]? {
         await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<StreamItem?, Never>) in
-                // Resumed exactly once: here when an item (or the end) is ready, else by the
+            await withCheckedContinuation { (continuation: CheckedContinuation<[StreamItem]?, Never>) in
+                // Resumed exactly once: here when items (or the end) are ready, else by the
                 // next push or by finish(), which take the waiter out under the lock first.
-                let ready = state.withLock { state -> StreamItem?? in
-                    if let item = state.items.popFirst() {
-                        state.bytes -= item.size
-                        return .some(item)
+                let ready = state.withLock { state -> [StreamItem]?? in
+                    if !state.items.isEmpty {
+                        // Their bytes still count, until written(_:).
+                        defer { state.items = [] }
+                        return .some(state.items)
                     }
                     if state.finished { return .some(nil) }
                     state.waiter = continuation
