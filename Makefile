@@ -44,7 +44,8 @@ test: deps pydeps
 	$(SWIFT) build --build-tests
 	REVOKE_TEST_PYTHON=$(PYTHON) $(SWIFT) test --skip-build
 
-# The benchmarks also need wrk and nginx (the HTTP ceiling), installed only when missing.
+# The benchmarks also need wrk and nginx (the HTTP ceiling), installed only when missing, and
+# openssl (HABenchmark's TLS certificates), which deps checks.
 benchdeps: deps
 	@missing=""; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
@@ -59,10 +60,12 @@ bench: benchdeps
 	$(SWIFT) build -c release --product RedisBenchmark
 	$(SWIFT) build -c release --product HTTPBenchmark
 	$(SWIFT) build -c release --product ClientBenchmark
+	$(SWIFT) build -c release --product HABenchmark
 	$(SWIFT) build -c release --product revoked
 	$(SWIFT) run -c release --skip-build RedisBenchmark
 	$(SWIFT) run -c release --skip-build HTTPBenchmark
 	$(SWIFT) run -c release --skip-build ClientBenchmark
+	$(SWIFT) run -c release --skip-build HABenchmark
 
 # libFuzzer on every parser that takes outside bytes, FUZZ_SECONDS each (default 60), from the
 # seeds in Fuzz/corpus; what it learns stays in .build-fuzz/corpus, a crash in .build-fuzz/.

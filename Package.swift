@@ -222,11 +222,30 @@ let package = Package(
             path: "Benchmarks/ClientBenchmark",
             swiftSettings: swiftSettings
         ),
+        // `make bench`: wrk runs, the release revoked started and waited for, process memory.
+        .target(
+            name: "BenchmarkSupport",
+            dependencies: ["ChildProcess", "LoopbackHTTP"],
+            path: "Benchmarks/Support",
+            swiftSettings: swiftSettings
+        ),
         // `make bench`: wrk against revoked's checks, the peer, and nginx, in one run.
         .executableTarget(
             name: "HTTPBenchmark",
-            dependencies: ["ChildProcess", "LoopbackHTTP", "Redis", "RedisSupervisor"],
+            dependencies: [
+                "BenchmarkSupport", "ChildProcess", "LoopbackHTTP", "Redis", "RedisSupervisor", "RevokeCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             path: "Benchmarks/HTTPBenchmark",
+            swiftSettings: swiftSettings
+        ),
+        // `make bench`: Redis deployments beyond one server: failover times through Sentinel,
+        // writes with and without replicated acknowledgements, checks over TLS and clear text,
+        // and the capacity figures of docs/scaling.md.
+        .executableTarget(
+            name: "HABenchmark",
+            dependencies: ["BenchmarkSupport", "ChildProcess", "LoopbackHTTP", "Redis", "RedisSupervisor", "RedisTestSupport", "RevokeCore", "RevokeStore"],
+            path: "Benchmarks/HABenchmark",
             swiftSettings: swiftSettings
         ),
         // `make bench`: throughput of the Redis layer against redis-benchmark.

@@ -1,8 +1,11 @@
+import BenchmarkSupport
 import ChildProcess
+import Crypto
 import Foundation
 import LoopbackHTTP
 import Redis
 import RedisSupervisor
+import RevokeCore
 
 #if canImport(Glibc)
 import Glibc
@@ -14,16 +17,11 @@ import Glibc
 /// started here, on loopback, in the same run, with the same wrk settings.
 @main
 struct HTTPBenchmark {
-    struct Result {
-        var name: String
-        var rps: Double
-        var p50: Double
-        var p99: Double
-        var non2xx: Int
-        var socketErrors: Int
-        var jtisPerRequest: Int = 1
-        var note = ""
-    }
+    typealias Result = Wrk.Result
+
+    /// NIO's default high watermark of a channel's pending writes: what a stream's connection
+    /// may hold beside the stream's own queue.
+    static let nioWriteWatermark = 64 * 1024
 
     /// revoked's resident memory with streams that never read.
     struct Memory {
@@ -44,34 +42,26 @@ struct HTTPBenchmark {
         let here = FileManager.default.currentDirectoryPath
         let scripts = option("--scripts", here + "/Benchmarks/wrk")
         let peerDirectory = option("--peer", ProcessInfo.processInfo.environment["REVOKE_PEER_DIR"] ?? here + "/../shared/bench/peer")
-        let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
         let work = FileManager.default.temporaryDirectory.appending(path: "revoke-http-bench-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         defer { try? FileManager.default.removeItem(atPath: work) }
-        guard ChildProcess.findExecutable("wrk") != nil else { throw BenchmarkError("wrk is missing (apt-get install wrk)") }
 
+        let hmacSecret = RedisServerProcess.randomPassword() + RedisServerProcess.randomPassword()
         var owned: [ChildProcess] = []
         var results: [Result] = []
         var memory: Memory?
         var runs = 0
         /// Starts wrk; `finish` waits for it and reads its result.
-        func startWrk(script: String, port: Int, threads: Int = 2, connections: Int, extra: [String: String] = [:]) throws
-            -> (process: ChildProcess, output: String)
-        {
+        func startWrk(script: String, port: Int, threads: Int = 2, connections: Int, extra: [String: String] = [:]) throws -> Wrk.Run {
             runs += 1
-            let output = work + "/wrk-\(runs).txt"
-            var environment = ProcessInfo.processInfo.environment
-            environment.merge(extra) { $1 }
-            let process = try ChildProcess.spawn(
-                "wrk", arguments: ["-t\(threads)", "-c\(connections)", "-d\(seconds)s", "--latency", "-s", script, "http://127.0.0.1:\(port)"],
-                environment: environment, standardOutput: output, standardError: output)
-            return (process, output)
+            return try Wrk.start(
+                script: script, port: port, threads: threads, connections: connections, seconds: seconds, output: work + "/wrk-\(runs).txt",
+                environment: extra)
         }
         func wrk(_ name: String, script: String, port: Int, jtisPerRequest: Int = 1) async throws -> Result {
-            let (process, output) = try startWrk(
+            let run = try startWrk(
                 script: script, port: port, connections: connections, extra: jtisPerRequest > 1 ? ["BATCH": "\(jtisPerRequest)"] : [:])
-            await process.waitUntilExit()
-            var result = try parse(name: name, output: (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+            var result = try await run.finish(name)
             result.jtisPerRequest = jtisPerRequest
             print(String(format: "  %@: %.0f req/s, p50 %.2f ms, p99 %.2f ms", name, result.rps, result.p50, result.p99))
             return result
@@ -88,17 +78,12 @@ struct HTTPBenchmark {
                 owned.append(redis.process)
                 let port = try RedisServerProcess.freeLoopbackPort()
                 var environment = [
-                    "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-                    "REVOKE_PORT": "\(port)", "REVOKE_LOG_LEVEL": "warning",
                     "REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0",
-                    "REVOKE_ADMIN_KEYS": "bench:bench-admin-key",
+                    "REVOKE_ADMIN_KEYS": "bench:bench-admin-key", "REVOKE_HMAC_SECRET": hmacSecret,
                 ]
                 environment.merge(extra) { $1 }
-                let revoked = try ChildProcess.spawn(
-                    binaries + "/revoked", environment: environment,
-                    standardOutput: work + "/revoked-\(name).log", standardError: work + "/revoked-\(name).log")
+                let revoked = try await BenchmarkSupport.startRevoked(port: port, environment: environment, log: work + "/revoked-\(name).log")
                 owned.append(revoked)
-                try await waitForHTTP(port: port, path: "/readyz", what: "revoked")
                 return (redis, revoked, port)
             }
             let (redis, revoked, revokedPort) = try await startRevoked("checks")
@@ -116,26 +101,43 @@ struct HTTPBenchmark {
             results.append(try await wrk("revoked POST /v1/check/batch (1000)", script: scripts + "/check.lua", port: revokedPort, jtisPerRequest: 1000))
 
             // The same checks while verifiers follow 1,000 streams, 2,000 connections sit idle and
-            // a flood of revocations rolls the log (section 5: none of it stops the checks).
+            // the holder of one valid token replays its logout, 16 copies a request, as fast as 4
+            // connections go (section 5: none of it stops the checks; a repeat changes nothing).
+            let token = Self.mint(jti: "bench-logout", secret: hmacSecret)
+            let logout = try LoopbackSocket.exchange(port: revokedPort, method: "POST", path: "/v1/revoke", headers: json, body: #"{"token":"\#(token)"}"#)
+            guard logout.hasPrefix("HTTP/1.1 200"), logout.contains(#""revoked":true"#) else {
+                throw BenchmarkError("revoked refused the benchmark's token: \(logout.suffix(200))")
+            }
             let streams = try OpenConnections(port: revokedPort, count: 1000, request: "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             streams.startReading()
             let idle = try OpenConnections(port: revokedPort, count: 2000, request: nil)
-            let flood = try startWrk(
-                script: scripts + "/revoke.lua", port: revokedPort, threads: 1, connections: 4, extra: ["REVOKE_ADMIN_KEY": "bench-admin-key"])
+            let flood = try startWrk(script: scripts + "/logout.lua", port: revokedPort, threads: 1, connections: 4, extra: ["REVOKE_TOKEN": token])
             var hostile = try await wrk("revoked POST /v1/check, under hostile load", script: scripts + "/check.lua", port: revokedPort)
-            await flood.process.waitUntilExit()
-            let floodResult = try parse(name: "flood", output: (try? String(contentsOfFile: flood.output, encoding: .utf8)) ?? "")
+            let floodResult = try await flood.finish("flood")
             hostile.note = String(
-                format: "%d streams read %.1f MB; %d of 2000 idle kept; flood %.0f revocations/s", streams.open, Double(streams.bytesRead) / 1e6,
-                idle.open, floodResult.rps)
+                format: "%d streams open, read %.1f MB; %d of 2000 idle kept; logout flood %.0f requests/s (%.0f tokens/s)", streams.open,
+                Double(streams.bytesRead) / 1e6, idle.open, floodResult.rps, floodResult.rps * 16)
             results.append(hostile)
+
+            // And while an incident responder revokes distinct jtis as fast as 4 connections go:
+            // every one is a change that all 1,000 streams must carry.
+            let bytesBefore = streams.bytesRead
+            let mass = try startWrk(
+                script: scripts + "/revoke.lua", port: revokedPort, threads: 1, connections: 4, extra: ["REVOKE_ADMIN_KEY": "bench-admin-key"])
+            var fanOut = try await wrk("revoked POST /v1/check, during mass revocation", script: scripts + "/check.lua", port: revokedPort)
+            let massResult = try await mass.finish("mass revocation")
+            fanOut.note = String(
+                format: "%.0f revocations/s to %d streams: %.0f MB/s of events written", massResult.rps, streams.open,
+                Double(streams.bytesRead - bytesBefore) / 1e6 / Double(seconds))
+            results.append(fanOut)
             streams.close()
             idle.close()
             await revoked.terminate()
             await redis.stop()
 
-            // RSS with 1,000 streams that never read, while revocations flood them: bounded by
-            // REVOKE_STREAM_BUFFER_BYTES, which this instance sets to 64 KiB.
+            // RSS with 1,000 streams that never read, while revocations flood them: bounded per
+            // stream by REVOKE_STREAM_BUFFER_BYTES (64 KiB here) in revoked's queue and NIO's write
+            // buffer (at most its 64 KiB high watermark) beside it; past that, the stream is closed.
             let bound = 65_536
             let (redis2, stalled, port2) = try await startRevoked("stalled", extra: ["REVOKE_STREAM_BUFFER_BYTES": "\(bound)"])
             let rssBefore = residentBytes(of: stalled.pid)
@@ -149,11 +151,11 @@ struct HTTPBenchmark {
                 rssMax = max(rssMax, residentBytes(of: stalled.pid))
                 try await Task.sleep(for: .milliseconds(200))
             }
-            let stalledResult = try parse(name: "flood", output: (try? String(contentsOfFile: stalledFlood.output, encoding: .utf8)) ?? "")
+            let stalledResult = try await stalledFlood.finish("flood")
             let rssAfter = residentBytes(of: stalled.pid)
             memory = Memory(
                 before: rssBefore, open: rssOpen, maximum: rssMax, after: rssAfter, bound: bound, streams: 1000,
-                cutOff: silent.closedByPeer(), revocations: stalledResult.rps * Double(seconds))
+                cutOff: silent.drainCountingClosed(), revocations: stalledResult.rps * Double(seconds))
             silent.close()
             await stalled.terminate()
             await redis2.stop()
@@ -258,64 +260,39 @@ struct HTTPBenchmark {
                 100 * hostile.rps / quiet.rps, hostile.p99 / quiet.p99))
             print("  (\(hostile.note))")
         }
+        if let quiet = results.first(where: { $0.name == "revoked POST /v1/check" }), let fanOut = find("revoked POST /v1/check, during") {
+            print(String(
+                format: "checks during a mass revocation: %.0f%% of the quiet throughput, p99 %.2fx the quiet p99 (no target: the fan-out is the work)",
+                100 * fanOut.rps / quiet.rps, fanOut.p99 / quiet.p99))
+            print("  (\(fanOut.note))")
+        }
         if let memory {
             let mb = { (bytes: Int) in String(format: "%.1f MB", Double(bytes) / 1e6) }
             let grown = max(memory.maximum - memory.open, 0)
             print(
                 "RSS with \(memory.streams) streams that never read, \(Int(memory.revocations)) revocations flooding them: "
                     + "\(mb(memory.before)) before, \(mb(memory.open)) with the streams open, \(mb(memory.maximum)) at most, \(mb(memory.after)) after")
+            let perStream = memory.bound + Self.nioWriteWatermark
             print(String(
-                format: "  grew %@ while flooded, %.0f%% of the configured bound (%d streams x %d KiB = %@); %d of %d streams cut off",
-                mb(grown), 100 * Double(grown) / Double(memory.streams * memory.bound), memory.streams, memory.bound / 1024,
-                mb(memory.streams * memory.bound), memory.cutOff, memory.streams))
+                format: "  grew %@ while flooded, %.0f%% of the bound (%d streams x (%d KiB queue + %d KiB NIO write buffer) = %@); %d of %d streams cut off",
+                mb(grown), 100 * Double(grown) / Double(memory.streams * perStream), memory.streams, memory.bound / 1024,
+                Self.nioWriteWatermark / 1024, mb(memory.streams * perStream), memory.cutOff, memory.streams))
         }
     }
 
-    /// Reads the `RESULT` line the wrk scripts print.
-    static func parse(name: String, output: String) throws -> Result {
-        guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("RESULT ") }) else {
-            throw BenchmarkError("wrk printed no result for \(name): \(output.suffix(300))")
-        }
-        var fields: [String: String] = [:]
-        for pair in line.split(separator: " ").dropFirst() {
-            let parts = pair.split(separator: "=", maxSplits: 1)
-            if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
-        }
-        func number(_ key: String) -> Double { Double(fields[key] ?? "") ?? 0 }
-        return Result(
-            name: name, rps: number("rps"), p50: number("p50_ms"), p99: number("p99_ms"),
-            non2xx: Int(number("non2xx")), socketErrors: Int(number("sock_err")))
+    /// An HS256 token for `jti`, valid for an hour, signed with `secret`.
+    static func mint(jti: String, secret: String) -> String {
+        let now = Int(Date().timeIntervalSince1970)
+        let input = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8)) + "."
+            + Base64URL.encode(Array(#"{"jti":"\#(jti)","iat":\#(now),"exp":\#(now + 3600)}"#.utf8))
+        let signature = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: SymmetricKey(data: Array(secret.utf8)))
+        return input + "." + Base64URL.encode(Array(signature))
     }
 
     /// Stops the peer's gunicorn (its master stops its workers).
     static func stopPeer(_ pid: Int32) {
         _ = kill(pid, SIGTERM)
     }
-
-    static func waitForTCP(port: Int, what: String) async throws {
-        for _ in 0..<400 {
-            if (try? LoopbackSocket(port: port)) != nil { return }
-            try await Task.sleep(for: .milliseconds(25))
-        }
-        throw BenchmarkError("\(what) did not listen on \(port)")
-    }
-
-    static func waitForHTTP(port: Int, path: String, what: String) async throws {
-        for _ in 0..<400 {
-            if let answer = try? LoopbackSocket.exchange(port: port, method: "GET", path: path), answer.hasPrefix("HTTP/1.1 200") { return }
-            try await Task.sleep(for: .milliseconds(25))
-        }
-        throw BenchmarkError("\(what) did not answer 200 on \(path)")
-    }
-}
-
-/// The resident set of a process, from `/proc/<pid>/status` (0 where that cannot be read).
-func residentBytes(of pid: Int32) -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-        let kilobytes = Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" })[1])
-    else { return 0 }
-    return kilobytes * 1024
 }
 
 /// Many connections to one server: each sends `request` (or nothing, to sit idle); a thread of
@@ -347,6 +324,27 @@ final class OpenConnections: @unchecked Sendable {
         var descriptors = sockets.map { pollfd(fd: $0.descriptor, events: pollReadHangUp, revents: 0) }
         _ = poll(&descriptors, nfds_t(descriptors.count), 0)
         return descriptors.filter { $0.revents & (pollReadHangUp | Int16(POLLHUP)) != 0 }.count
+    }
+
+    /// Reads whatever the connections hold until each has ended or a second passes with nothing
+    /// new, and returns how many the server closed. (A close waits in the server's kernel behind
+    /// the data a reader never took, so it is seen only once that data is read.)
+    func drainCountingClosed() -> Int {
+        var descriptors = sockets.map { pollfd(fd: $0.descriptor, events: Int16(POLLIN), revents: 0) }
+        var closed = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        // Bounded: at most 30 s, and only while data keeps coming.
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, poll(&descriptors, nfds_t(descriptors.count), 1000) > 0 {
+            for index in descriptors.indices where descriptors[index].revents & Int16(POLLIN | POLLHUP) != 0 {
+                let count = buffer.withUnsafeMutableBytes { recv(descriptors[index].fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if count == 0 || (count < 0 && errno != EAGAIN) {
+                    closed += 1
+                    descriptors[index].fd = -1
+                }
+            }
+        }
+        return closed
     }
 
     func startReading() {
@@ -381,9 +379,4 @@ final class ManagedFlag: @unchecked Sendable {
     private var value = false
     var isSet: Bool { lock.withLock { value } }
     func set() { lock.withLock { value = true } }
-}
-
-struct BenchmarkError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

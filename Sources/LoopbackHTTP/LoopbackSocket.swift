@@ -84,6 +84,20 @@ public final class LoopbackSocket {
         }
     }
 
+    /// Reads every byte until the peer closes (a binary answer, sent with `Connection: close`).
+    public func readAll() throws(Failure) -> [UInt8] {
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count == 0 { return answer }
+            guard count > 0 else {
+                throw Failure(description: "recv: errno \(errno) after \(answer.count) bytes of the answer", code: errno)
+            }
+            answer += buffer[0..<count]
+        }
+    }
+
     /// Reads until `done` says the text so far is enough, or until the peer closes.
     public func read(until done: (String) -> Bool = { _ in false }) throws(Failure) -> String {
         var answer: [UInt8] = []

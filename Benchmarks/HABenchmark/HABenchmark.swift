@@ -1,0 +1,318 @@
+import BenchmarkSupport
+import ChildProcess
+import Foundation
+import LoopbackHTTP
+import Redis
+import RedisSupervisor
+import RedisTestSupport
+import RevokeCore
+import RevokeStore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `make bench` (HA part), every target started here, on loopback, in one run:
+/// - failover through Sentinel (a primary, two replicas, three sentinels, `down-after` 1 s):
+///   time from `kill -9` of the primary to the first answered check and the first
+///   acknowledged write sent after it, over several runs, and whether any acknowledged
+///   revocation was lost;
+/// - `POST /v1/revocations` throughput with `REVOKE_REDIS_MIN_REPLICAS` 0 and 1 on the same
+///   deployment;
+/// - `POST /v1/check` over TLS to Redis against clear text, same server;
+/// - the capacity figures of docs/scaling.md: writes per second through the store's scripts,
+///   Redis bytes per revocation (log and audit included), a snapshot of a million revocations.
+@main
+struct HABenchmark {
+    static func main() async throws {
+        let arguments = CommandLine.arguments
+        func option(_ name: String, _ fallback: Int) -> Int {
+            arguments.firstIndex(of: name).flatMap { $0 + 1 < arguments.count ? Int(arguments[$0 + 1]) : nil } ?? fallback
+        }
+        let runs = option("--failover-runs", 3)
+        let seconds = option("--seconds", 10)
+        let revocations = option("--revocations", 1_000_000)
+        let scripts = FileManager.default.currentDirectoryPath + "/Benchmarks/wrk"
+        let work = FileManager.default.temporaryDirectory.appending(path: "revoke-ha-bench-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+
+        print("Failover: a primary, two replicas, three sentinels (down-after 1 s); revoked with REVOKE_REDIS_MIN_REPLICAS=1;")
+        print("one writer and one checker, each a request every 5 ms; kill -9 of the primary")
+        var failovers: [Failover] = []
+        for run in 1...max(runs, 1) {
+            let failover = try await measureFailover(work: work + "/failover-\(run)")
+            failovers.append(failover)
+            print(String(
+                format: "  run %d: promotion seen %.2f s, first check answered %.2f s, first write acknowledged %.2f s; %d acknowledged, %d lost",
+                run, failover.promoted, failover.checked, failover.written, failover.acknowledged, failover.lost))
+        }
+
+        print("")
+        print("Writes: wrk -t1 -c16 -d\(seconds)s POST /v1/revocations, the same deployment, REVOKE_REDIS_MIN_REPLICAS 0 then 1")
+        let writes = try await measureWrites(work: work + "/writes", scripts: scripts, seconds: seconds)
+        print("")
+        print("Checks: wrk -t2 -c50 -d\(seconds)s POST /v1/check, revoked to one redis-server in clear text, then over TLS")
+        let checks = try await measureTLS(work: work + "/tls", scripts: scripts, seconds: seconds)
+        print("")
+        print("Capacity: \(revocations) revocations through the store's script (64 callers), one redis-server")
+        let capacity = try await measureCapacity(work: work + "/capacity", revocations: revocations)
+
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        print("")
+        print("measurement                                        value      reference                       value    ratio")
+        func row(_ name: String, _ value: String, _ reference: String = "", _ against: String = "", _ ratio: String = "") {
+            print(
+                name.padding(toLength: 44, withPad: " ", startingAt: 0) + value.leftPadded(12) + "      "
+                    + reference.padding(toLength: 26, withPad: " ", startingAt: 0) + against.leftPadded(12) + ratio.leftPadded(9))
+        }
+        row("failover: first check answered (median)", String(format: "%.2f s", median(failovers.map(\.checked))), "promotion seen (median)",
+            String(format: "%.2f s", median(failovers.map(\.promoted))))
+        row("failover: first write acknowledged (median)", String(format: "%.2f s", median(failovers.map(\.written))), "promotion seen (median)",
+            String(format: "%.2f s", median(failovers.map(\.promoted))))
+        row("failover: acknowledged revocations lost", "\(failovers.map(\.lost).reduce(0, +))", "acknowledged", "\(failovers.map(\.acknowledged).reduce(0, +))")
+        row("writes/s, MIN_REPLICAS=1", String(format: "%.0f", writes.replicated.rps), "MIN_REPLICAS=0", String(format: "%.0f", writes.plain.rps),
+            String(format: "%.2fx", writes.replicated.rps / writes.plain.rps))
+        row("write p99, MIN_REPLICAS=1", String(format: "%.2f ms", writes.replicated.p99), "MIN_REPLICAS=0", String(format: "%.2f ms", writes.plain.p99),
+            String(format: "%.2fx", writes.replicated.p99 / writes.plain.p99))
+        row("checks/s over TLS", String(format: "%.0f", checks.tls.rps), "clear text", String(format: "%.0f", checks.plain.rps),
+            String(format: "%.2fx", checks.tls.rps / checks.plain.rps))
+        row("check p99 over TLS", String(format: "%.2f ms", checks.tls.p99), "clear text", String(format: "%.2f ms", checks.plain.p99),
+            String(format: "%.2fx", checks.tls.p99 / checks.plain.p99))
+        row("store writes/s, one primary (64 callers)", String(format: "%.0f", capacity.writesPerSecond))
+        row("Redis bytes per revocation at \(capacity.revocations / 1000)k", String(format: "%.0f", capacity.bytesPerRevocation),
+            "at \(capacity.checkpoint / 1000)k", String(format: "%.0f", capacity.bytesPerRevocationAtCheckpoint))
+        row("snapshot of \(capacity.revocations / 1000)k: first GET", String(format: "%.0f ms", capacity.snapshotMilliseconds),
+            "bytes", "\(capacity.snapshotBytes)")
+        if failovers.contains(where: { $0.lost > 0 }) { throw BenchmarkError("an acknowledged revocation was lost in a failover") }
+    }
+
+    // MARK: - Failover
+
+    struct Failover {
+        var promoted, checked, written: Double
+        var acknowledged, lost: Int
+    }
+
+    /// Requests sent every 5 ms from a thread of their own, each answer noted with the instant
+    /// it was sent.
+    final class Loop: Sendable {
+        private let answers = Mutex<[(sent: ContinuousClock.Instant, ok: Bool, jti: String)]>([])
+        private let stopped = Mutex(false)
+
+        init(port: Int, method: String, path: String, headers: [String: String], body: @escaping @Sendable (Int) -> (String, String), ok: String) {
+            let thread = Thread { [self] in
+                var index = 0
+                // Bounded: at most 12,000 requests (a minute at this pace), and only until stopped.
+                while index < 12_000 && !stopped.withLock({ $0 }) {
+                    let (jti, json) = body(index)
+                    let sent = ContinuousClock.now
+                    let answer = try? LoopbackSocket.exchange(port: port, method: method, path: path, headers: headers, body: json)
+                    let succeeded = answer?.hasPrefix(ok) ?? false
+                    answers.withLock { $0.append((sent, succeeded, jti)) }
+                    index += 1
+                    usleep(5000)
+                }
+            }
+            thread.start()
+        }
+
+        func stop() { stopped.withLock { $0 = true } }
+
+        /// Seconds from `instant` to the first request sent after it that succeeded.
+        func firstSuccess(after instant: ContinuousClock.Instant) -> Double? {
+            answers.withLock { answers in
+                answers.first { $0.sent > instant && $0.ok }.map { ($0.sent - instant).seconds }
+            }
+        }
+
+        var succeeded: [String] { answers.withLock { $0.filter(\.ok).map(\.jti) } }
+    }
+
+    static func measureFailover(work: String) async throws -> Failover {
+        let deployment = try await SentinelDeployment.start(replicas: 2)
+        let port = try RedisServerProcess.freeLoopbackPort()
+        let revoked = try await startRevoked(
+            port: port,
+            environment: [
+                "REVOKE_REDIS_URL": deployment.url, "REVOKE_REDIS_SENTINEL_PASSWORD": deployment.password, "REVOKE_REDIS_MIN_REPLICAS": "1",
+                "REVOKE_ADMIN_KEYS": "bench:k",
+            ],
+            log: work + "-revoked.log")
+        defer { Task { await revoked.kill() } }
+        let json = ["Content-Type": "application/json"]
+        let writer = Loop(
+            port: port, method: "POST", path: "/v1/revocations", headers: json.merging(["Authorization": "Bearer k"]) { $1 },
+            body: { index in ("failover-\(index)", #"{"jti":"failover-\#(index)","expires_at":null}"#) }, ok: "HTTP/1.1 201")
+        let checker = Loop(
+            port: port, method: "POST", path: "/v1/check", headers: json, body: { _ in ("", #"{"jti":"failover-0"}"#) }, ok: "HTTP/1.1 200")
+        try await Task.sleep(for: .seconds(1))
+        let old = try await deployment.primaryPort()
+        let killedAt = ContinuousClock.now
+        await deployment.node(port: old)?.kill()
+        var promotedAt: ContinuousClock.Instant?
+        let deadline = killedAt + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if promotedAt == nil, let now = try? await deployment.primaryPort(), now != old { promotedAt = .now }
+            if promotedAt != nil, writer.firstSuccess(after: killedAt) != nil, checker.firstSuccess(after: killedAt) != nil { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        writer.stop()
+        checker.stop()
+        try await Task.sleep(for: .milliseconds(100))
+        guard let promotedAt, let written = writer.firstSuccess(after: killedAt), let checked = checker.firstSuccess(after: killedAt) else {
+            await deployment.stop()
+            throw BenchmarkError("no promotion, check or write within 60 s of the kill")
+        }
+        // Every acknowledged revocation, asked afterwards.
+        let acknowledged = writer.succeeded
+        var lost = 0
+        for start in stride(from: 0, to: acknowledged.count, by: 1000) {
+            let chunk = acknowledged[start..<min(start + 1000, acknowledged.count)]
+            let body = #"{"checks":["# + chunk.map { #"{"jti":"\#($0)"}"# }.joined(separator: ",") + "]}"
+            let answer = try LoopbackSocket.exchange(port: port, method: "POST", path: "/v1/check/batch", headers: json, body: body)
+            lost += chunk.count - (answer.components(separatedBy: #""revoked":true"#).count - 1)
+        }
+        await revoked.kill()
+        await deployment.stop()
+        return Failover(promoted: (promotedAt - killedAt).seconds, checked: checked, written: written, acknowledged: acknowledged.count, lost: lost)
+    }
+
+    // MARK: - Writes with and without replicas
+
+    static func measureWrites(work: String, scripts: String, seconds: Int) async throws -> (plain: Wrk.Result, replicated: Wrk.Result) {
+        let deployment = try await SentinelDeployment.start(replicas: 2)
+        defer { Task { await deployment.stop() } }
+        var results: [Wrk.Result] = []
+        for replicas in [0, 1] {
+            let port = try RedisServerProcess.freeLoopbackPort()
+            let revoked = try await startRevoked(
+                port: port,
+                environment: [
+                    "REVOKE_REDIS_URL": deployment.url, "REVOKE_REDIS_SENTINEL_PASSWORD": deployment.password,
+                    "REVOKE_REDIS_MIN_REPLICAS": "\(replicas)", "REVOKE_ADMIN_KEYS": "bench:k",
+                ],
+                log: work + "-\(replicas)-revoked.log")
+            let run = try Wrk.start(
+                script: scripts + "/revoke.lua", port: port, threads: 1, connections: 16, seconds: seconds, output: work + "-\(replicas)-wrk.txt",
+                environment: ["REVOKE_ADMIN_KEY": "k"])
+            let result = try await run.finish("MIN_REPLICAS=\(replicas)")
+            print(String(format: "  MIN_REPLICAS=%d: %.0f writes/s, p50 %.2f ms, p99 %.2f ms, %d non-2xx", replicas, result.rps, result.p50, result.p99, result.non2xx))
+            results.append(result)
+            await revoked.terminate()
+        }
+        await deployment.stop()
+        return (results[0], results[1])
+    }
+
+    // MARK: - TLS
+
+    static func measureTLS(work: String, scripts: String, seconds: Int) async throws -> (plain: Wrk.Result, tls: Wrk.Result) {
+        let certificates = try await TestCertificates.make(in: work)
+        let tlsPort = try RedisServerProcess.freeLoopbackPort()
+        let redis = try await RedisServerProcess.start(
+            .init(directory: work + "/redis", appendOnly: false, extraConfiguration: certificates.serverDirectives(port: tlsPort)))
+        defer { Task { await redis.stop() } }
+        let password = redis.options.password!
+        var results: [Wrk.Result] = []
+        for (name, url, extra) in [
+            ("clear text", "redis://:\(password)@127.0.0.1:\(redis.port)/0", [String: String]()),
+            ("TLS", "rediss://:\(password)@127.0.0.1:\(tlsPort)/0", ["REVOKE_REDIS_CA_FILE": certificates.caFile]),
+        ] {
+            let port = try RedisServerProcess.freeLoopbackPort()
+            let revoked = try await startRevoked(
+                port: port, environment: extra.merging(["REVOKE_REDIS_URL": url]) { $1 }, log: work + "/revoked-\(name).log")
+            let run = try Wrk.start(script: scripts + "/check.lua", port: port, connections: 50, seconds: seconds, output: work + "/wrk-\(name).txt")
+            let result = try await run.finish(name)
+            print(String(format: "  %@: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d non-2xx", name, result.rps, result.p50, result.p99, result.non2xx))
+            results.append(result)
+            await revoked.terminate()
+        }
+        await redis.stop()
+        return (results[0], results[1])
+    }
+
+    // MARK: - Capacity
+
+    struct Capacity {
+        var revocations: Int
+        var writesPerSecond: Double
+        var checkpoint: Int
+        var bytesPerRevocationAtCheckpoint: Double
+        var bytesPerRevocation: Double
+        var snapshotMilliseconds: Double
+        var snapshotBytes: Int
+    }
+
+    static func measureCapacity(work: String, revocations: Int) async throws -> Capacity {
+        let redis = try await RedisServerProcess.start(.init(directory: work + "/redis", appendOnly: false))
+        defer { Task { await redis.stop() } }
+        let client = RedisClient(configuration: redis.configuration(commandTimeout: .seconds(10)))
+        let running = Task { try await client.run() }
+        defer { running.cancel() }
+        try await client.waitUntilConnected()
+        func usedMemory() async throws -> Int {
+            let info = try await client.send(RedisCommand("INFO", "memory")).string ?? ""
+            return info.split(separator: "\r\n").first { $0.hasPrefix("used_memory:") }.flatMap { Int($0.dropFirst("used_memory:".count)) } ?? 0
+        }
+        let store = RevocationStore(redis: client)
+        let before = try await usedMemory()
+        let expiresAt = Int64(Date().timeIntervalSince1970) + 3600
+        let checkpoint = min(100_000, revocations)
+        var atCheckpoint = 0
+        let started = ContinuousClock.now
+        var writesPerSecond = 0.0
+        // 64 callers, each its share of UUID jtis with a reason, as an admin revokes them.
+        for (from, to) in [(0, checkpoint), (checkpoint, revocations)] where to > from {
+            let phaseStart = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for caller in 0..<64 {
+                    group.addTask {
+                        for index in stride(from: from + caller, to: to, by: 64) {
+                            _ = index
+                            _ = try await store.revoke(jti: UUID().uuidString.lowercased(), expiresAt: expiresAt, reason: "capacity run", actor: "bench")
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            if from == 0 {
+                atCheckpoint = try await usedMemory()
+                writesPerSecond = Double(to - from) / (ContinuousClock.now - phaseStart).seconds
+                print(String(format: "  %d revocations in %.1f s: %.0f writes/s", to, (ContinuousClock.now - phaseStart).seconds, writesPerSecond))
+            }
+        }
+        let after = try await usedMemory()
+        print(String(format: "  %d revocations in %.1f s in all; used_memory %d -> %d (%d at %d)", revocations, (ContinuousClock.now - started).seconds, before, after, atCheckpoint, checkpoint))
+
+        // The snapshot of all of them, through revoked: the first GET builds it.
+        let port = try RedisServerProcess.freeLoopbackPort()
+        let revoked = try await startRevoked(
+            port: port, environment: ["REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0"], log: work + "/revoked.log")
+        let snapshotStart = ContinuousClock.now
+        let snapshot = try await Task.detached {
+            let socket = try LoopbackSocket(port: port, timeout: 120)
+            try socket.write("GET /v1/snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return try socket.readAll()
+        }.value
+        let snapshotMilliseconds = (ContinuousClock.now - snapshotStart).seconds * 1000
+        guard snapshot.starts(with: Array("HTTP/1.1 200".utf8)) else { throw BenchmarkError("GET /v1/snapshot did not answer 200") }
+        print(String(format: "  GET /v1/snapshot: %.0f ms, %d bytes", snapshotMilliseconds, snapshot.count))
+        await revoked.terminate()
+        await redis.stop()
+        return Capacity(
+            revocations: revocations, writesPerSecond: writesPerSecond, checkpoint: checkpoint,
+            bytesPerRevocationAtCheckpoint: Double(atCheckpoint - before) / Double(checkpoint),
+            bytesPerRevocation: Double(after - before) / Double(revocations), snapshotMilliseconds: snapshotMilliseconds,
+            snapshotBytes: snapshot.count)
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}
