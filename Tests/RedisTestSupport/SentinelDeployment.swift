@@ -13,23 +13,35 @@ public final class SentinelDeployment: Sendable {
     public let sentinels: [RedisServerProcess]
     /// The data nodes by port: the first primary and its replicas (and whoever restarts them).
     private let nodes: Mutex<[Int: RedisServerProcess]>
+    /// With TLS: the certificates, and each server's TLS port by its clear-text port. Nodes
+    /// replicate and sentinels watch them over TLS; clear text stays for the harness.
+    public let tls: TestCertificates?
+    private let tlsPorts: [Int: Int]
 
-    private init(directory: String, password: String, sentinels: [RedisServerProcess], nodes: [Int: RedisServerProcess]) {
+    private init(
+        directory: String, password: String, sentinels: [RedisServerProcess], nodes: [Int: RedisServerProcess],
+        tls: TestCertificates?, tlsPorts: [Int: Int]
+    ) {
         self.directory = directory
         self.password = password
         self.sentinels = sentinels
         self.nodes = Mutex(nodes)
+        self.tls = tls
+        self.tlsPorts = tlsPorts
     }
 
-    /// `redis-sentinel://` for `revoked` (the sentinels' password goes in
-    /// `REVOKE_REDIS_SENTINEL_PASSWORD`: it is the same).
+    /// `redis-sentinel://` (`rediss-sentinel://` with TLS, to the sentinels' TLS ports) for
+    /// `revoked` (the sentinels' password goes in `REVOKE_REDIS_SENTINEL_PASSWORD`: it is the same).
     public var url: String {
-        "redis-sentinel://:\(password)@" + sentinels.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") + "/\(masterName)"
+        let scheme = tls == nil ? "redis-sentinel" : "rediss-sentinel"
+        return "\(scheme)://:\(password)@" + sentinels.map { "127.0.0.1:\(tlsPorts[$0.port] ?? $0.port)" }.joined(separator: ",")
+            + "/\(masterName)"
     }
 
     /// A Redis configuration of the same deployment.
     public func configuration(commandTimeout: Duration = .seconds(1)) throws -> RedisConfiguration {
         var configuration = try RedisConfiguration(url: url)
+        configuration.tls?.caFile = tls?.caFile
         configuration.sentinel?.password = password
         configuration.commandTimeout = commandTimeout
         configuration.connectTimeout = .seconds(1)
@@ -44,31 +56,51 @@ public final class SentinelDeployment: Sendable {
     }
 
     /// Starts the primary, `replicas` replicas and three sentinels, and waits until every
-    /// sentinel sees the replicas and the other two sentinels.
-    public static func start(replicas: Int = 1, downAfterMilliseconds: Int = 1000) async throws -> SentinelDeployment {
+    /// sentinel sees the replicas and the other two sentinels. With `tls`, every server also
+    /// serves TLS, replicas replicate and sentinels watch over it, and ``url`` is
+    /// `rediss-sentinel://`.
+    public static func start(replicas: Int = 1, downAfterMilliseconds: Int = 1000, tls: Bool = false) async throws -> SentinelDeployment {
         let directory = FileManager.default.temporaryDirectory.appending(path: "revoke-sentinel-\(UUID().uuidString)").path
         let password = RedisServerProcess.randomPassword()
+        let certificates = tls ? try await TestCertificates.make(in: directory) : nil
+        var tlsPorts: [Int: Int] = [:]
+        /// A clear-text port, its TLS port (with TLS), and the TLS directives.
+        func ports() throws -> (plain: Int, tls: Int?, directives: [String]) {
+            let plain = try RedisServerProcess.freeLoopbackPort()
+            guard let certificates else { return (plain, nil, []) }
+            let tlsPort = try RedisServerProcess.freeLoopbackPort()
+            tlsPorts[plain] = tlsPort
+            return (plain, tlsPort, certificates.serverDirectives(port: tlsPort))
+        }
         let dataDirectives = ["masterauth \(password)", "repl-diskless-sync yes", "repl-diskless-sync-delay 0"]
         var started: [RedisServerProcess] = []
         do {
+            let primaryPorts = try ports()
             let primary = try await RedisServerProcess.start(
-                .init(directory: directory + "/node-0", appendOnly: false, password: password, extraConfiguration: dataDirectives))
+                .init(
+                    directory: directory + "/node-0", port: primaryPorts.plain, appendOnly: false, password: password,
+                    extraConfiguration: dataDirectives + primaryPorts.directives))
             started.append(primary)
+            // Replicas and sentinels reach the primary where clients do: its TLS port with TLS.
+            let primaryPort = primaryPorts.tls ?? primary.port
             for index in 1...max(replicas, 1) where replicas > 0 {
+                let replicaPorts = try ports()
                 started.append(
                     try await RedisServerProcess.start(
                         .init(
-                            directory: directory + "/node-\(index)", appendOnly: false, password: password,
-                            extraConfiguration: dataDirectives + ["replicaof 127.0.0.1 \(primary.port)"])))
+                            directory: directory + "/node-\(index)", port: replicaPorts.plain, appendOnly: false, password: password,
+                            extraConfiguration: dataDirectives + replicaPorts.directives + ["replicaof 127.0.0.1 \(primaryPort)"])))
             }
             var sentinels: [RedisServerProcess] = []
             for index in 0..<3 {
+                let sentinelPorts = try ports()
                 let sentinel = try await RedisServerProcess.start(
                     .init(
-                        directory: directory + "/sentinel-\(index)", appendOnly: false, password: password, sentinel: true,
-                        extraConfiguration: [
+                        directory: directory + "/sentinel-\(index)", port: sentinelPorts.plain, appendOnly: false, password: password,
+                        sentinel: true,
+                        extraConfiguration: sentinelPorts.directives + [
                             "sentinel resolve-hostnames no",
-                            "sentinel monitor revoke-primary 127.0.0.1 \(primary.port) 2",
+                            "sentinel monitor revoke-primary 127.0.0.1 \(primaryPort) 2",
                             "sentinel auth-pass revoke-primary \(password)",
                             "sentinel sentinel-pass \(password)",
                             "sentinel down-after-milliseconds revoke-primary \(downAfterMilliseconds)",
@@ -80,7 +112,8 @@ public final class SentinelDeployment: Sendable {
             }
             let deployment = SentinelDeployment(
                 directory: directory, password: password, sentinels: sentinels,
-                nodes: Dictionary(uniqueKeysWithValues: started.filter { !$0.options.sentinel }.map { ($0.port, $0) }))
+                nodes: Dictionary(uniqueKeysWithValues: started.filter { !$0.options.sentinel }.map { ($0.port, $0) }),
+                tls: certificates, tlsPorts: tlsPorts)
             try await deployment.waitUntilSettled(replicas: replicas)
             return deployment
         } catch {
@@ -97,13 +130,13 @@ public final class SentinelDeployment: Sendable {
         return try await connection.send(command)
     }
 
-    /// The primary's address according to the first sentinel that answers.
+    /// The primary's clear-text port according to the first sentinel that answers.
     public func primaryPort() async throws -> Int {
         for sentinel in sentinels where !sentinel.hasExited {
             guard let reply = try? await ask(sentinel, RedisCommand("SENTINEL", "get-master-addr-by-name", masterName)),
-                let port = reply.array?.last?.integer
+                let port = reply.array?.last?.integer.map(Int.init)
             else { continue }
-            return Int(port)
+            return tlsPorts.first { $0.value == port }?.key ?? port
         }
         throw DeploymentError(description: "no sentinel answered")
     }
@@ -155,9 +188,9 @@ public final class SentinelDeployment: Sendable {
 
 /// Runs `body` with a ``SentinelDeployment`` and stops it afterwards, whatever `body` did.
 public func withSentinelDeployment<Result>(
-    replicas: Int = 1, _ body: (SentinelDeployment) async throws -> Result
+    replicas: Int = 1, tls: Bool = false, _ body: (SentinelDeployment) async throws -> Result
 ) async throws -> Result {
-    let deployment = try await SentinelDeployment.start(replicas: replicas)
+    let deployment = try await SentinelDeployment.start(replicas: replicas, tls: tls)
     do {
         let result = try await body(deployment)
         await deployment.stop()

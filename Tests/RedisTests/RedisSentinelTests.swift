@@ -49,6 +49,32 @@ import Glibc
         }
     }
 
+    /// `rediss-sentinel://`: TLS to the sentinels and to the data nodes they name (their TLS
+    /// ports, verified against the test's CA), through a failover too.
+    @Test func aClientFollowsThePrimaryOverTLSThroughTLSSentinels() async throws {
+        try await withSentinelDeployment(tls: true) { deployment in
+            let configuration = try deployment.configuration()
+            #expect(configuration.tls != nil && deployment.url.hasPrefix("rediss-sentinel://"))
+            let first = try await deployment.primaryPort()
+            try await withRedisClient(configuration) { client in
+                #expect(try await client.send(RedisCommand("SET", "tls-before", "1")) == .simpleString("OK"))
+                #expect(try await client.send(RedisCommand("WAIT", "1", "5000")).integer == 1)
+                await deployment.node(port: first)?.kill()
+                try await waitUntil("a write succeeds over TLS after the failover") {
+                    (try? await client.send(RedisCommand("SET", "tls-after", "2"))) == .simpleString("OK")
+                }
+                #expect(try await client.send(RedisCommand("GET", "tls-before")).string == "1")
+            }
+            // Without the CA, nothing is reached: the sentinels' certificates do not verify.
+            var untrusted = configuration
+            untrusted.tls?.caFile = deployment.tls?.otherCAFile
+            let client = RedisClient(configuration: untrusted)
+            let running = Task { try await client.run() }
+            defer { running.cancel() }
+            await #expect(throws: RedisError.self) { try await client.waitUntilConnected(timeout: .seconds(2)) }
+        }
+    }
+
     /// A switch while connected: the old primary stays up and is made a replica. The client
     /// follows `+switch-master` (or `READONLY`) to the new primary. Between the promotion and
     /// the demotion the old primary still takes writes, and loses them when it resynchronises:
