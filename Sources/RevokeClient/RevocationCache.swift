@@ -5,7 +5,7 @@ import RevokeCore
 import RevokeSnapshot
 
 /// The client's local copy of what is revoked: the snapshot's Bloom filter (with the `jti`s of
-/// later events added to it) and every cutoff, exactly.
+/// later events added to it), every cutoff and every blocked key, exactly.
 ///
 /// A lookup reads one atomic reference and one atomic flag, hashes the `jti` and tests one cache
 /// line: no lock, no allocation. Everything that changes it (the snapshot, events, freshness)
@@ -22,11 +22,14 @@ final class RevocationCache: Sendable {
         /// The claims in the order the server matches them (its configured order, as the
         /// snapshot lists its cutoffs), so the claim a verdict names is the server's.
         let claimOrder: [String]
+        /// The blocked keys' `kid`s, by their UTF-8 bytes (as the server keys them).
+        let keyBlocks: Set<[UInt8]>
 
-        init(filter: BloomFilter, cutoffs: [String: [[UInt8]: Int64]], claimOrder: [String]) {
+        init(filter: BloomFilter, cutoffs: [String: [[UInt8]: Int64]], claimOrder: [String], keyBlocks: Set<[UInt8]>) {
             self.filter = filter
             self.cutoffs = cutoffs
             self.claimOrder = claimOrder
+            self.keyBlocks = keyBlocks
         }
 
         /// The same filter, with one cutoff set (or removed, with nil).
@@ -35,7 +38,14 @@ final class RevocationCache: Sendable {
             cutoffs[claim, default: [:]][value] = before
             if cutoffs[claim]?.isEmpty == true { cutoffs[claim] = nil }
             let order = claimOrder.contains(claim) || before == nil ? claimOrder : claimOrder + [claim]
-            return View(filter: filter, cutoffs: cutoffs, claimOrder: order)
+            return View(filter: filter, cutoffs: cutoffs, claimOrder: order, keyBlocks: keyBlocks)
+        }
+
+        /// The same filter, with one key blocked (or unblocked).
+        func setting(kid: [UInt8], blocked: Bool) -> View {
+            var keyBlocks = self.keyBlocks
+            if blocked { keyBlocks.insert(kid) } else { keyBlocks.remove(kid) }
+            return View(filter: filter, cutoffs: cutoffs, claimOrder: claimOrder, keyBlocks: keyBlocks)
         }
     }
 
@@ -74,6 +84,10 @@ final class RevocationCache: Sendable {
         guard fresh.load(ordering: .acquiring), let view = view.load(ordering: .acquiring) else {
             serverChecksStale.increment()
             return .askServer(possibleHit: false)
+        }
+        if !view.keyBlocks.isEmpty, let kid = query.kid, view.keyBlocks.contains(Array(kid.utf8)) {
+            cacheAnswers.increment()
+            return .answer(RevokeClient.Verdict(revoked: true, reason: .key(kid: kid), source: .cache))
         }
         if !view.cutoffs.isEmpty {
             // The domain's rule, in the server's claim order. A cutoff stays until a snapshot
@@ -114,7 +128,9 @@ final class RevocationCache: Sendable {
             if cutoffs[cutoff.claim] == nil { order.append(cutoff.claim) }
             cutoffs[cutoff.claim, default: [:]][Array(cutoff.value.utf8)] = cutoff.before
         }
-        view.store(View(filter: snapshot.filter, cutoffs: cutoffs, claimOrder: order), ordering: .releasing)
+        view.store(
+            View(filter: snapshot.filter, cutoffs: cutoffs, claimOrder: order, keyBlocks: Set(snapshot.keyBlocks.map { Array($0.utf8) })),
+            ordering: .releasing)
         snapshotsLoaded.wrappingIncrement(ordering: .relaxed)
         snapshots.increment()
         // Not fresh yet: the cache is fresh once its stream from the snapshot's cursor is live.
@@ -149,6 +165,9 @@ final class RevocationCache: Sendable {
                 throw UnreadableEvent(type: type)
             }
             view.store(current.setting(claim: claim, value: Array(value.utf8), before: nil), ordering: .releasing)
+        case "keyblock", "unkeyblock":
+            guard case .string(let kid)? = data["kid"] else { throw UnreadableEvent(type: type) }
+            view.store(current.setting(kid: Array(kid.utf8), blocked: type == "keyblock"), ordering: .releasing)
         default:
             throw UnreadableEvent(type: type)
         }

@@ -79,6 +79,8 @@ public final class RevokeClient: Service, Sendable {
             case jti
             /// A cutoff on this claim matches.
             case cutoff(claim: String)
+            /// The key that signed it (its header's `kid`) is blocked.
+            case key(kid: String)
             /// The server could not answer; the failure policy decided.
             case unavailable
         }
@@ -247,6 +249,7 @@ public final class RevokeClient: Service, Sendable {
         if let jti = query.jti { object["jti"] = .string(jti) }
         if let issuedAt = query.issuedAt { object["iat"] = .number(issuedAt) }
         if !query.claims.isEmpty { object["claims"] = .object(query.claims.mapValues(JSONValue.string)) }
+        if let kid = query.kid { object["kid"] = .string(kid) }
         return .object(object)
     }
 
@@ -258,6 +261,9 @@ public final class RevokeClient: Service, Sendable {
         guard revoked else { return Verdict(revoked: false, source: .server) }
         if case .string("cutoff")? = object["reason"], case .string(let claim)? = object["claim"] {
             return Verdict(revoked: true, reason: .cutoff(claim: claim), source: .server)
+        }
+        if case .string("key")? = object["reason"], case .string(let kid)? = object["kid"] {
+            return Verdict(revoked: true, reason: .key(kid: kid), source: .server)
         }
         return Verdict(revoked: true, reason: .jti, source: .server)
     }

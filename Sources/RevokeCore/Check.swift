@@ -6,11 +6,14 @@ public struct CheckQuery: Sendable, Equatable {
     public var issuedAt: Double?
     /// Claim values that cutoffs may match (`sub`, `sid`, `client_id`, ...).
     public var claims: [String: String]
+    /// The `kid` of the key that signed the token (its header's), if it names one.
+    public var kid: String?
 
-    public init(jti: String? = nil, issuedAt: Double? = nil, claims: [String: String] = [:]) {
+    public init(jti: String? = nil, issuedAt: Double? = nil, claims: [String: String] = [:], kid: String? = nil) {
         self.jti = jti
         self.issuedAt = issuedAt
         self.claims = claims
+        self.kid = kid
     }
 
     /// The query for a compact JWS as a client holds it, by the claims in its payload, all its
@@ -19,14 +22,14 @@ public struct CheckQuery: Sendable, Equatable {
     /// - Throws: ``ValidationError`` when the payload cannot be read (see ``TokenClaims``).
     public init(compactJWS token: String) throws(ValidationError) {
         let claims = try TokenClaims(compactJWS: token)
-        self.init(jti: claims.jti, issuedAt: claims.issuedAt, claims: claims.strings)
+        self.init(jti: claims.jti, issuedAt: claims.issuedAt, claims: claims.strings, kid: try TokenClaims.keyID(compactJWS: token))
     }
 
     /// The query for a token's claims, keeping only the claims cutoffs may name.
-    public init(_ token: TokenClaims, cutoffClaims: CutoffClaims) {
+    public init(_ token: TokenClaims, cutoffClaims: CutoffClaims, kid: String? = nil) {
         self.init(
             jti: token.jti, issuedAt: token.issuedAt,
-            claims: token.strings.filter { cutoffClaims.allows($0.key) })
+            claims: token.strings.filter { cutoffClaims.allows($0.key) }, kid: kid)
     }
 }
 
@@ -38,6 +41,8 @@ public enum CheckVerdict: Sendable, Equatable {
     case revokedByJTI
     /// A cutoff on this claim matches.
     case revokedByCutoff(claim: String)
+    /// The key that signed it is blocked: every token it signed is revoked, whatever its `iat`.
+    case revokedByKey(kid: String)
 
     /// Decides, given what the store found: whether the `jti` is revoked, and the `before` of
     /// the cutoff stored for each of the query's claims (the key holds the value, so only
@@ -45,9 +50,15 @@ public enum CheckVerdict: Sendable, Equatable {
     /// - Parameters:
     ///   - query: The check.
     ///   - jtiRevoked: Whether `N:jti:<jti>` exists.
+    ///   - keyBlocked: Whether `N:kid:<kid>` exists for the query's `kid`: it comes first, since
+    ///     it says the most (every token of that key is dead).
     ///   - cutoffs: For each claim of the query that a cutoff may name, in the configured order
     ///     (so the reported claim is deterministic), the stored cutoff's `before`, or nil.
-    public init(query: CheckQuery, jtiRevoked: Bool, cutoffs: [(claim: String, before: Int64?)]) {
+    public init(query: CheckQuery, jtiRevoked: Bool, keyBlocked: Bool = false, cutoffs: [(claim: String, before: Int64?)]) {
+        if keyBlocked, let kid = query.kid {
+            self = .revokedByKey(kid: kid)
+            return
+        }
         if jtiRevoked {
             self = .revokedByJTI
             return

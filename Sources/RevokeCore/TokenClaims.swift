@@ -44,6 +44,23 @@ public struct TokenClaims: Sendable, Equatable {
         try self.init(payloadJSON: payload)
     }
 
+    /// The `kid` in the protected header of a compact JWS, if it has one.
+    /// - Throws: ``ValidationError`` when the header is not base64url JSON, or its `kid` is not
+    ///   a string.
+    public static func keyID(compactJWS token: String) throws(ValidationError) -> String? {
+        guard let header = token.utf8.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false).first,
+            let bytes = Base64URL.decode(header)
+        else { throw ValidationError("the token's header is not base64url") }
+        guard case .object(let fields)? = try? JSONValue(parsing: bytes) else {
+            throw ValidationError("the token's header is not a JSON object")
+        }
+        switch fields["kid"] {
+        case nil: return nil
+        case .string(let kid)?: return kid
+        default: throw ValidationError("the token's kid must be a string")
+        }
+    }
+
     /// Reads claims from a JWT payload (a JSON object).
     public init(payloadJSON: Data) throws(ValidationError) {
         let value: JSONValue

@@ -70,7 +70,8 @@ public func buildApplication(
     CheckController(store: store, checks: metrics.checks).addRoutes(to: router, keyring: keyring)
     CacheController(snapshots: snapshots, hub: hub, store: store).addRoutes(to: router, keyring: keyring)
     StatusController(store: store, snapshots: snapshots, namespace: configuration.namespace).addRoutes(to: router, keyring: keyring)
-    RecordsController(store: store, revocations: metrics.adminRevocations, cutoffs: metrics.cutoffs).addRoutes(to: router, keyring: keyring)
+    RecordsController(store: store, revocations: metrics.adminRevocations, cutoffs: metrics.cutoffs, keyBlocks: metrics.keyBlocks)
+        .addRoutes(to: router, keyring: keyring)
     // Last: every path answers the methods it does not serve with 405 and Allow.
     router.refuseUnservedMethods()
 

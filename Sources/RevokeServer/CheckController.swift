@@ -55,14 +55,17 @@ struct CheckController: Sendable {
         }
     }
 
-    /// Reads either form: `{"token": "<jwt>"}` (claims read, signature not re-verified) or
-    /// `{"jti": ..., "iat": ..., "claims": {...}}`, every field optional.
+    /// Reads either form: `{"token": "<jwt>"}` (claims and the header's `kid` read, signature
+    /// not re-verified) or `{"jti": ..., "iat": ..., "claims": {...}, "kid": ...}`, every field
+    /// optional.
     static func query(from object: [String: JSONValue], cutoffClaims: CutoffClaims) throws(ValidationError) -> CheckQuery {
         if let token = object["token"] {
             guard case .string(let text) = token, !text.isEmpty else { throw ValidationError("token must be a non-empty string") }
             let claims = try TokenClaims(compactJWS: text)
             if let jti = claims.jti { try validateIdentifier(jti, field: "jti") }
-            return CheckQuery(claims, cutoffClaims: cutoffClaims)
+            let kid = try TokenClaims.keyID(compactJWS: text)
+            if let kid { try validateIdentifier(kid, field: "kid") }
+            return CheckQuery(claims, cutoffClaims: cutoffClaims, kid: kid)
         }
         var query = CheckQuery()
         switch object["jti"] {
@@ -71,6 +74,13 @@ struct CheckController: Sendable {
             try validateIdentifier(jti, field: "jti")
             query.jti = jti
         default: throw ValidationError("jti must be a string")
+        }
+        switch object["kid"] {
+        case nil, .null?: break
+        case .string(let kid)?:
+            try validateIdentifier(kid, field: "kid")
+            query.kid = kid
+        default: throw ValidationError("kid must be a string")
         }
         switch object["iat"] {
         case nil, .null?: break
@@ -97,6 +107,7 @@ extension CheckVerdict {
         switch self {
         case .allowed: .object(["revoked": .bool(false)])
         case .revokedByJTI: .object(["revoked": .bool(true), "reason": .string("jti")])
+        case .revokedByKey(let kid): .object(["revoked": .bool(true), "reason": .string("key"), "kid": .string(kid)])
         case .revokedByCutoff(let claim): .object(["revoked": .bool(true), "reason": .string("cutoff"), "claim": .string(claim)])
         }
     }

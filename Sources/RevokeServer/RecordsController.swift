@@ -5,30 +5,21 @@ import RevokeCore
 import RevokeHTTP
 import RevokeStore
 
-/// Revocations and cutoffs: read with the verifier role, changed with the admin role; the audit.
+/// Revocations, cutoffs and key blocks: read with the verifier role, changed with the admin role;
+/// the audit.
 struct RecordsController: Sendable {
     let store: RevocationStore
     let revocations: Counter
     let cutoffs: Counter
+    let keyBlocks: Counter
 
     func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
         let read = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .verifier))
         let admin = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .admin))
 
-        read.get("/v1/revocations/:jti") { request, context -> Response in
-            let jti = try request.pathParameter("jti", context: context)
-            guard let record = try await store.revocation(jti: jti) else { throw APIError.notFound("\(jti.debugDescription) is not revoked") }
-            return try jsonResponse(record)
-        }
-        admin.delete("/v1/revocations/:jti") { request, context -> Response in
-            let jti = try request.pathParameter("jti", context: context)
-            let reason = try Self.reason(request.uri.queryParameters.get("reason").map(JSONValue.string))
-            guard try await store.unrevoke(jti: jti, reason: reason, actor: context.actor) else {
-                throw APIError.notFound("\(jti.debugDescription) is not revoked")
-            }
-            Self.logAction("unrevoke", target: jti, reason: reason, context: context)
-            return Response(status: .noContent)
-        }
+        Self.addRecordRoutes(
+            read: read, admin: admin, path: "/v1/revocations", parameter: "jti", action: "unrevoke",
+            missing: { "\($0.debugDescription) is not revoked" }, find: store.revocation(jti:), remove: store.unrevoke(jti:reason:actor:))
         admin.post("/v1/revocations") { request, context -> Response in
             var request = request
             let body = try await request.jsonObject(context: context)
@@ -92,6 +83,24 @@ struct RecordsController: Sendable {
             }
         }
 
+        Self.addRecordRoutes(
+            read: read, admin: admin, path: "/v1/key-blocks", parameter: "kid", action: "unkeyblock",
+            missing: { "the key \($0.debugDescription) is not blocked" }, find: store.keyBlock(kid:), remove: store.unblockKey(kid:reason:actor:))
+        admin.post("/v1/key-blocks") { request, context -> Response in
+            var request = request
+            let body = try await request.jsonObject(context: context)
+            guard case .string(let kid)? = body["kid"] else { throw APIError.invalidRequest("kid must be a string") }
+            try validateIdentifier(kid, field: "kid")
+            let reason = try Self.reason(body)
+            switch try await store.blockKey(kid: kid, reason: reason, actor: context.actor) {
+            case .created(let record):
+                keyBlocks.increment()
+                Self.logAction("keyblock", target: kid, reason: reason, context: context)
+                return try jsonResponse(record, status: .created)
+            case .existing(let record): return try jsonResponse(record, status: .ok)
+            }
+        }
+
         admin.get("/v1/audit") { request, _ -> Response in
             var limit = Limits.defaultAuditEntries
             if let text = request.uri.queryParameters.get("limit") {
@@ -103,6 +112,28 @@ struct RecordsController: Sendable {
             return try jsonResponse(["entries": try await store.audit(limit: limit)])
         }
 
+    }
+
+    /// `GET path/:parameter` (verifier: the record, or 404) and `DELETE path/:parameter` (admin:
+    /// 204, or 404; `?reason=` goes to the audit) of a record named by one path parameter.
+    private static func addRecordRoutes<Record: Encodable & Sendable>(
+        read: RouterGroup<RevokeRequestContext>, admin: RouterGroup<RevokeRequestContext>, path: String, parameter: String,
+        action: String, missing: @escaping @Sendable (String) -> String,
+        find: @escaping @Sendable (String) async throws -> Record?,
+        remove: @escaping @Sendable (String, String?, String?) async throws -> Bool
+    ) {
+        read.get("\(path)/:\(parameter)") { request, context -> Response in
+            let name = try request.pathParameter(parameter, context: context)
+            guard let record = try await find(name) else { throw APIError.notFound(missing(name)) }
+            return try jsonResponse(record)
+        }
+        admin.delete("\(path)/:\(parameter)") { request, context -> Response in
+            let name = try request.pathParameter(parameter, context: context)
+            let reason = try Self.reason(request.uri.queryParameters.get("reason").map(JSONValue.string))
+            guard try await remove(name, reason, context.actor) else { throw APIError.notFound(missing(name)) }
+            Self.logAction(action, target: name, reason: reason, context: context)
+            return Response(status: .noContent)
+        }
     }
 
     /// Admin actions are logged at `info` (the audit list in Redis is the record; the log lets

@@ -18,6 +18,8 @@ final class ServerMetrics: Sendable {
     let adminRevocations: CoreMetrics.Counter
     /// Cutoffs created or moved forward.
     let cutoffs: CoreMetrics.Counter
+    /// `revoke_key_blocks_total`: signing keys blocked.
+    let keyBlocks: CoreMetrics.Counter
     /// Checks answered, single or in batches.
     let checks: CoreMetrics.Counter
 
@@ -29,6 +31,7 @@ final class ServerMetrics: Sendable {
         logoutRevocations = CoreMetrics.Counter(label: "revoke_revocations_total", dimensions: [("source", "logout")], factory: factory)
         adminRevocations = CoreMetrics.Counter(label: "revoke_revocations_total", dimensions: [("source", "admin")], factory: factory)
         cutoffs = CoreMetrics.Counter(label: "revoke_cutoffs_total", factory: factory)
+        keyBlocks = CoreMetrics.Counter(label: "revoke_key_blocks_total", factory: factory)
         checks = CoreMetrics.Counter(label: "revoke_checks_total", factory: factory)
     }
 

@@ -69,10 +69,12 @@ actor SnapshotBuilder {
         let cutoffs = try await store.allCutoffs().sorted { store.cutoffClaims.order($0.claim) < store.cutoffClaims.order($1.claim) }.map {
             Snapshot.Cutoff(claim: $0.claim, value: $0.value, before: $0.before, expiresAt: $0.expiresAt)
         }
+        let keyBlocks = try await store.allBlockedKeys()
         // Room for a quarter more, which clients add from the events until their next snapshot.
         let filter = BloomFilter(capacity: hashes.count + hashes.count / 4 + 1024, falsePositiveRate: falsePositiveRate)
         for hash in hashes { filter.insert(hash: hash) }
-        let snapshot = Snapshot(createdAt: now, cursor: cursor.description, revocations: hashes.count, filter: filter, cutoffs: cutoffs)
+        let snapshot = Snapshot(
+            createdAt: now, cursor: cursor.description, revocations: hashes.count, filter: filter, cutoffs: cutoffs, keyBlocks: keyBlocks)
         return Built(
             bytes: ByteBuffer(bytes: snapshot.encoded()), cursor: cursor, builtAt: .now, revocations: hashes.count, cutoffs: cutoffs.count)
     }

@@ -1,7 +1,8 @@
 /// Everything revoked at one moment, as `GET /v1/snapshot` serves it: every live revoked `jti`
-/// in a ``BloomFilter``, every live cutoff exactly, and the event-log position it reflects.
+/// in a ``BloomFilter``, every live cutoff and every blocked key exactly, and the event-log
+/// position it reflects.
 ///
-/// The binary format (version 1) is documented in `docs/snapshot.md`.
+/// The binary format (version 2; version 1 had no key blocks) is documented in `docs/snapshot.md`.
 public struct Snapshot: Sendable {
     /// A cutoff: tokens whose `claim` equals `value` and whose `iat` is at or before `before`.
     public struct Cutoff: Sendable, Hashable {
@@ -24,8 +25,10 @@ public struct Snapshot: Sendable {
         public init(_ description: String) { self.description = description }
     }
 
-    /// The format version this code writes and reads.
-    public static let version: UInt8 = 1
+    /// The format version this code writes (it reads this one and the one before).
+    public static let version: UInt8 = 2
+    /// The versions this code reads.
+    public static let readableVersions: ClosedRange<UInt8> = 1...2
     /// The hash of the filter: 1 is XXH64 with seed 0 over the `jti`'s UTF-8 bytes.
     public static let hashXXH64: UInt8 = 1
     static let magic: [UInt8] = Array("RVKS".utf8)
@@ -40,13 +43,16 @@ public struct Snapshot: Sendable {
     public var filter: BloomFilter
     /// The cutoffs.
     public var cutoffs: [Cutoff]
+    /// The `kid`s of the blocked signing keys.
+    public var keyBlocks: [String]
 
-    public init(createdAt: Int64, cursor: String, revocations: Int, filter: BloomFilter, cutoffs: [Cutoff]) {
+    public init(createdAt: Int64, cursor: String, revocations: Int, filter: BloomFilter, cutoffs: [Cutoff], keyBlocks: [String] = []) {
         self.createdAt = createdAt
         self.cursor = cursor
         self.revocations = revocations
         self.filter = filter
         self.cutoffs = cutoffs
+        self.keyBlocks = keyBlocks
     }
 
     // MARK: - Writing
@@ -68,6 +74,8 @@ public struct Snapshot: Sendable {
             append(cutoff.before, to: &output)
             append(cutoff.expiresAt, to: &output)
         }
+        append(UInt32(keyBlocks.count), to: &output)
+        for kid in keyBlocks { appendString(kid, to: &output) }
         // The filter starts on a 64-byte boundary of the file, so a reader may map it in place.
         output += [UInt8](repeating: 0, count: (64 - (output.count + 4) % 64) % 64)
         append(UInt32(0x424C_4F4D), to: &output)  // "MOLB": the filter follows
@@ -93,8 +101,9 @@ public struct Snapshot: Sendable {
     public init(decoding bytes: UnsafeRawBufferPointer) throws(FormatError) {
         guard bytes.count >= 8 + 8 else { throw FormatError("truncated: \(bytes.count) bytes") }
         guard Array(bytes[0..<4]) == Self.magic else { throw FormatError("not a Revoke snapshot (bad magic)") }
-        guard bytes[4] == Self.version else {
-            throw FormatError("snapshot version \(bytes[4]); this client reads version \(Self.version)")
+        let version = bytes[4]
+        guard Self.readableVersions.contains(version) else {
+            throw FormatError("snapshot version \(version); this client reads versions \(Self.readableVersions.lowerBound) to \(Self.readableVersions.upperBound)")
         }
         let body = UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count - 8)])
         let stored = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self))
@@ -120,6 +129,14 @@ public struct Snapshot: Sendable {
             cutoffs.append(Cutoff(claim: claim, value: value, before: before, expiresAt: expiresAt))
         }
         self.cutoffs = cutoffs
+        var keyBlocks: [String] = []
+        if version >= 2 {
+            let count = try reader.integer(UInt32.self)
+            guard count <= UInt32(body.count / 4) else { throw FormatError("bad key block count \(count)") }
+            keyBlocks.reserveCapacity(Int(count))
+            for _ in 0..<count { keyBlocks.append(try reader.string()) }
+        }
+        self.keyBlocks = keyBlocks
         reader.offset += (64 - (reader.offset + 4) % 64) % 64
         guard try reader.integer(UInt32.self) == 0x424C_4F4D else { throw FormatError("the filter marker is missing") }
         guard blocks >= 1, blocks <= UInt64(body.count / 64), reader.offset + Int(blocks) * 64 == body.count else {

@@ -13,6 +13,8 @@ public struct KeyLayout: Sendable, Equatable {
     public func cutoff(claim: String, value: String) -> [UInt8] {
         Array("\(namespace):cut:\(claim):".utf8) + Array(value.utf8)
     }
+    /// `N:kid:<kid>`: a blocked signing key, a hash with its record, no TTL.
+    public func keyBlock(_ kid: String) -> [UInt8] { Array("\(namespace):kid:".utf8) + Array(kid.utf8) }
     /// `N:events`: the event log, a capped Redis Stream of every change.
     public var events: [UInt8] { Array("\(namespace):events".utf8) }
     /// `N:events:trim`: how many entries Revoke had removed from the event log when it last

@@ -35,13 +35,48 @@ public struct RevocationRecord: Sendable, Hashable, Codable {
     }
 }
 
+/// A blocked signing key: every token whose header names this `kid` is revoked.
+public struct KeyBlockRecord: Sendable, Hashable, Codable {
+    public var kid: String
+    /// When it was blocked (Unix seconds).
+    public var createdAt: Int64
+    /// Why, as the responder gave it.
+    public var reason: String?
+
+    public init(kid: String, createdAt: Int64, reason: String?) {
+        self.kid = kid
+        self.createdAt = createdAt
+        self.reason = reason
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case kid, reason
+        case createdAt = "created_at"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(kid, forKey: .kid)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(reason, forKey: .reason)
+    }
+}
+
+/// What blocking a key did.
+public enum KeyBlockOutcome: Sendable, Equatable {
+    /// Blocked now.
+    case created(KeyBlockRecord)
+    /// It was blocked already; the record as it was.
+    case existing(KeyBlockRecord)
+}
+
 /// One admin action in the audit trail.
 public struct AuditEntry: Sendable, Hashable, Codable {
     /// When (Unix seconds).
     public var at: Int64
     /// The API key's name.
     public var actor: String
-    /// `revoke`, `unrevoke`, `cutoff` or `uncutoff`.
+    /// `revoke`, `unrevoke`, `cutoff`, `uncutoff`, `keyblock` or `unkeyblock`.
     public var action: String
     /// What it acted on: the `jti`, or `<claim>:<value>`.
     public var target: String

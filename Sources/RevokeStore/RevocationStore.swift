@@ -119,12 +119,20 @@ public final class RevocationStore: Sendable {
 
     /// Removes a revocation. Returns false when the `jti` was not revoked.
     public func unrevoke(jti: String, reason: String? = nil, actor: String? = nil) async throws -> Bool {
+        try await remove(Scripts.unrevoke, key: keys.revocation(jti), identifier: jti, action: "unrevoke", reason: reason, actor: actor)
+    }
+
+    /// Runs a script that removes the record at `key`, named by `identifier` in its event and
+    /// the audit. Returns false when there was none.
+    private func remove(
+        _ script: RedisScript, key: [UInt8], identifier: String, action: String, reason: String?, actor: String?
+    ) async throws -> Bool {
         try await translatingRedisErrors {
             let reply = try await write(
-                Scripts.unrevoke, keys: [keys.revocation(jti), keys.events, keys.audit, keys.eventsTrim],
+                script, keys: [key, keys.events, keys.audit, keys.eventsTrim],
                 arguments: [
-                    Array(jti.utf8), Array(String(eventLogLength).utf8),
-                    auditArgument(actor: actor, action: "unrevoke", target: jti, reason: reason), Array(String(auditLength).utf8),
+                    Array(identifier.utf8), Array(String(eventLogLength).utf8),
+                    auditArgument(actor: actor, action: action, target: identifier, reason: reason), Array(String(auditLength).utf8),
                 ])
             return reply != .integer(0)
         }
@@ -213,17 +221,55 @@ public final class RevocationStore: Sendable {
         }
     }
 
+    // MARK: - Key blocks
+
+    /// Blocks a signing key: every token whose header names `kid` is revoked, whatever its
+    /// `iat`. Blocking a key already blocked changes nothing (no event) and returns its record.
+    /// - Throws: ``ValidationError`` for a `kid` that is empty or over 256 bytes.
+    public func blockKey(kid: String, reason: String? = nil, actor: String? = nil) async throws -> KeyBlockOutcome {
+        try await translatingRedisErrors {
+            try validateIdentifier(kid, field: "kid")
+            let now = currentTime
+            let reply = try await write(
+                Scripts.blockKey, keys: [keys.keyBlock(kid), keys.events, keys.audit, keys.eventsTrim],
+                arguments: [
+                    Array(kid.utf8), Array(String(now).utf8), Array((reason ?? "").utf8), Array(String(eventLogLength).utf8),
+                    auditArgument(actor: actor, action: "keyblock", target: kid, reason: reason), Array(String(auditLength).utf8),
+                ])
+            guard case .array(let parts) = reply, parts.count == 3, let created = parts[0].integer, let createdAt = parts[1].integer else {
+                throw RedisError(.unexpectedReply, "the key block script answered \(reply)")
+            }
+            let record = KeyBlockRecord(kid: kid, createdAt: createdAt, reason: parts[2].string)
+            return created == 1 ? .created(record) : .existing(record)
+        }
+    }
+
+    /// Unblocks a signing key. Returns false when it was not blocked.
+    public func unblockKey(kid: String, reason: String? = nil, actor: String? = nil) async throws -> Bool {
+        try await remove(Scripts.unblockKey, key: keys.keyBlock(kid), identifier: kid, action: "unkeyblock", reason: reason, actor: actor)
+    }
+
+    /// The block of a signing key, or nil.
+    public func keyBlock(kid: String) async throws -> KeyBlockRecord? {
+        try await translatingRedisErrors {
+            let fields = try Self.hash(try await redis.send(RedisCommand(arguments: [Array("HGETALL".utf8), keys.keyBlock(kid)])))
+            guard let createdAt = fields["created_at"].flatMap({ Int64($0) }) else { return nil }
+            return KeyBlockRecord(kid: kid, createdAt: createdAt, reason: fields["reason"])
+        }
+    }
+
     // MARK: - Checks
 
-    /// Answers many checks with one pipelined round trip: an `EXISTS` per `jti` and an
-    /// `HGET ... before` per claim a cutoff may name.
+    /// Answers many checks with one pipelined round trip: an `EXISTS` per `kid` and per `jti`,
+    /// and an `HGET ... before` per claim a cutoff may name.
     public func check(_ queries: [CheckQuery]) async throws -> [CheckVerdict] {
         try await translatingRedisErrors {
             var commands: [RedisCommand] = []
             commands.reserveCapacity(queries.count * 2)
-            var plans: [(hasJTI: Bool, claims: [String])] = []
+            var plans: [(hasKID: Bool, hasJTI: Bool, claims: [String])] = []
             plans.reserveCapacity(queries.count)
             for query in queries {
+                if let kid = query.kid { commands.append(RedisCommand(arguments: [Array("EXISTS".utf8), keys.keyBlock(kid)])) }
                 if let jti = query.jti { commands.append(RedisCommand(arguments: [Array("EXISTS".utf8), keys.revocation(jti)])) }
                 var claims: [String] = []
                 for claim in cutoffClaims.names {
@@ -232,13 +278,18 @@ public final class RevocationStore: Sendable {
                         RedisCommand(arguments: [Array("HGET".utf8), keys.cutoff(claim: claim, value: value), Array("before".utf8)]))
                     claims.append(claim)
                 }
-                plans.append((query.jti != nil, claims))
+                plans.append((query.kid != nil, query.jti != nil, claims))
             }
             let replies = commands.isEmpty ? [] : try await redis.send(batch: commands)
             var index = 0
             var verdicts: [CheckVerdict] = []
             verdicts.reserveCapacity(queries.count)
             for (query, plan) in zip(queries, plans) {
+                var keyBlocked = false
+                if plan.hasKID {
+                    keyBlocked = try Self.integer(replies[index]) > 0
+                    index += 1
+                }
                 var jtiRevoked = false
                 if plan.hasJTI {
                     jtiRevoked = try Self.integer(replies[index]) > 0
@@ -251,7 +302,7 @@ public final class RevocationStore: Sendable {
                     if case .error(let message) = reply { throw RedisError(.commandFailed, message) }
                     cutoffs.append((claim, reply.integer))
                 }
-                verdicts.append(CheckVerdict(query: query, jtiRevoked: jtiRevoked, cutoffs: cutoffs))
+                verdicts.append(CheckVerdict(query: query, jtiRevoked: jtiRevoked, keyBlocked: keyBlocked, cutoffs: cutoffs))
             }
             return verdicts
         }

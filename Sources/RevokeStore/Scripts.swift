@@ -116,6 +116,33 @@ enum Scripts {
 }
 
 extension Scripts {
+    /// ARGV: 1 kid, 2 created_at, 3 reason ('' none), 4 stream length, 5 audit JSON, 6 audit
+    /// length. Returns {created (0 or 1), created_at, reason or false}: a key already blocked
+    /// stays as it was (no event). No TTL: a leaked key stays blocked until an admin unblocks it.
+    static let blockKey = RedisScript(
+        appendEventAndAudit + """
+
+            local existing = redis.call('HMGET', KEYS[1], 'created_at', 'reason')
+            if existing[1] then
+              audit(4)
+              return {0, existing[1], existing[2] or false}
+            end
+            local fields = {'kid', ARGV[1], 'created_at', ARGV[2]}
+            if ARGV[3] ~= '' then fields[#fields + 1] = 'reason'; fields[#fields + 1] = ARGV[3] end
+            redis.call('HSET', KEYS[1], unpack(fields))
+            append('keyblock', {kid = ARGV[1], created_at = tonumber(ARGV[2]), reason = optional(ARGV[3])}, 4)
+            return {1, ARGV[2], ARGV[3] ~= '' and ARGV[3] or false}
+            """)
+
+    /// ARGV: 1 kid, 2 stream length, 3 audit JSON, 4 audit length. Returns 0 when the key was
+    /// not blocked, else the event ID.
+    static let unblockKey = RedisScript(
+        appendEventAndAudit + """
+
+            if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+            return append('unkeyblock', {kid = ARGV[1]}, 2)
+            """)
+
     /// What `EventLogState` is read from, in one atomic step: `XINFO STREAM` of KEYS[1] (false
     /// when there is no stream) and the trim record KEYS[2] (`removed`, `added`, or false).
     static let eventLogState = RedisScript("""

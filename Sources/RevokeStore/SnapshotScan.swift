@@ -1,8 +1,8 @@
 import Redis
 import RevokeCore
 
-/// What a snapshot is built from: every live revocation and cutoff, read with `SCAN` (Redis
-/// expires the rest).
+/// What a snapshot is built from: every live revocation and cutoff, and every blocked key, read
+/// with `SCAN` (Redis expires the rest).
 extension RevocationStore {
     /// Every revoked `jti` that is live now, in batches, by `SCAN` over `N:jti:*` (the
     /// namespace's glob characters escaped): Redis expires the others.
@@ -30,6 +30,18 @@ extension RevocationStore {
                 }
             }
             return records
+        }
+    }
+
+    /// Every blocked key's `kid`.
+    public func allBlockedKeys() async throws -> [String] {
+        try await translatingRedisErrors {
+            let prefix = Array("\(keys.namespace):kid:".utf8)
+            var found: [String] = []
+            try await scan(pattern: Self.globEscaped(prefix) + Array("*".utf8), batch: 1000) { keys in
+                found += keys.map { String(decoding: $0[prefix.count...], as: UTF8.self) }
+            }
+            return found.sorted()
         }
     }
 

@@ -3,10 +3,13 @@ import Foundation
 import NIOHTTP1
 import RevokeCore
 
-/// Which record a command names: a `jti`, or a cutoff.
+/// Which record a command names: a `jti`, a cutoff, or a key block.
 struct Target: ParsableArguments {
     @Option(help: "A revoked jti.")
     var jti: String?
+
+    @Option(help: "A blocked key's kid.")
+    var kid: String?
 
     @Option(help: "A cutoff's claim (with --value).")
     var claim: String?
@@ -15,24 +18,37 @@ struct Target: ParsableArguments {
     var value: String?
 
     func validate() throws {
-        guard (jti != nil) != (claim != nil || value != nil) else { throw UsageError("give --jti, or --claim and --value") }
-        guard jti != nil || (claim != nil && value != nil) else { throw UsageError("--claim and --value go together") }
+        let given = [jti != nil, kid != nil, claim != nil || value != nil].filter { $0 }.count
+        guard given == 1 else { throw UsageError("give --jti, --kid, or --claim and --value") }
+        guard claim == nil && value == nil || (claim != nil && value != nil) else { throw UsageError("--claim and --value go together") }
     }
 
     var path: String {
         if let jti { return "/v1/revocations/\(API.segment(jti))" }
+        if let kid { return "/v1/key-blocks/\(API.segment(kid))" }
         return "/v1/cutoffs/\(API.segment(claim!))/\(API.segment(value!))"
     }
 
-    var name: String { jti.map { "jti \($0.debugDescription)" } ?? "cutoff \(claim!) \(value!.debugDescription)" }
+    var name: String {
+        if let jti { return "jti \(jti.debugDescription)" }
+        if let kid { return "key \(kid.debugDescription)" }
+        return "cutoff \(claim!) \(value!.debugDescription)"
+    }
+
+    /// The fields of the record, in the order a table shows them.
+    var order: [String] {
+        if jti != nil { return ["jti", "revoked", "expires_at", "revoked_at", "reason"] }
+        if kid != nil { return KeyBlocks.order }
+        return Cutoffs.order
+    }
 }
 
 /// `revokectl unrevoke`: undoes a revocation or a cutoff.
 struct Unrevoke: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Remove a revocation (--jti) or a cutoff (--claim, --value).",
+        abstract: "Remove a revocation (--jti), a key block (--kid) or a cutoff (--claim, --value).",
         discussion: """
-            DELETE /v1/revocations/{jti} or /v1/cutoffs/{claim}/{value} (admin key). Exit status 1 when \
+            DELETE /v1/revocations/{jti}, /v1/key-blocks/{kid} or /v1/cutoffs/{claim}/{value} (admin key). Exit status 1 when \
             there was nothing to remove.
 
             Example:
@@ -63,12 +79,13 @@ struct Unrevoke: AsyncParsableCommand {
 /// `revokectl show`: one record.
 struct Show: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show a revocation (--jti) or a cutoff (--claim, --value).",
+        abstract: "Show a revocation (--jti), a key block (--kid) or a cutoff (--claim, --value).",
         discussion: """
             Exit status 1 when there is none.
 
             Example:
               revokectl show --jti 0b4e7a0e
+              revokectl show --kid 2026-signing-1
               revokectl show --claim sub --value alice --json
             """)
 
@@ -80,9 +97,7 @@ struct Show: AsyncParsableCommand {
             let reply = try await api.call(.GET, target.path)
             switch reply.status {
             case 200:
-                try RevokeCommand.single(
-                    .done(reply.body), json: server.json,
-                    order: target.jti != nil ? ["jti", "revoked", "expires_at", "revoked_at", "reason"] : Cutoffs.order)
+                try RevokeCommand.single(.done(reply.body), json: server.json, order: target.order)
             case 404: throw CLIError(message: "\(target.name) is not revoked", code: ExitStatus.refused)
             default: throw API.refusal(reply, doing: "cannot show \(target.name)")
             }

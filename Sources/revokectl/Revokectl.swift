@@ -20,7 +20,8 @@ struct Revokectl: AsyncParsableCommand {
               revokectl revoke-user --from compromised-users.txt --reason "INC-4121"
             """,
         subcommands: [
-            RevokeCommand.self, RevokeUser.self, CutoffCommand.self, Unrevoke.self, Check.self, Show.self, Audit.self, Status.self,
+            RevokeCommand.self, RevokeUser.self, CutoffCommand.self, BlockKey.self, UnblockKey.self, Unrevoke.self, Check.self, Show.self,
+            Audit.self, Status.self,
         ]
     )
 

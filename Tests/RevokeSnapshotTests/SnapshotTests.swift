@@ -1,3 +1,4 @@
+import Foundation
 import RevokeSnapshot
 import Testing
 
@@ -46,8 +47,8 @@ import Testing
             #expect(throws: Snapshot.FormatError.self) { try Snapshot(decoding: corrupted) }
         }
         var otherVersion = bytes
-        otherVersion[4] = 2
-        #expect(throws: Snapshot.FormatError("snapshot version 2; this client reads version 1")) { try Snapshot(decoding: otherVersion) }
+        otherVersion[4] = 3
+        #expect(throws: Snapshot.FormatError("snapshot version 3; this client reads versions 1 to 2")) { try Snapshot(decoding: otherVersion) }
         #expect(throws: Snapshot.FormatError.self) { try Snapshot(decoding: Array("not a snapshot at all, just text".utf8)) }
         #expect(throws: Snapshot.FormatError.self) { try Snapshot(decoding: [UInt8](repeating: 0, count: 4096)) }
     }
@@ -84,5 +85,24 @@ import Testing
         let size = BloomFilter.size(capacity: 100_000, falsePositiveRate: rate)
         let expected = BloomFilter.expectedFalsePositiveRate(keys: 100_000, blocks: Double(size.blocks), hashes: size.hashes)
         #expect(expected <= rate && expected > rate * 0.9)
+    }
+}
+
+@Suite struct SnapshotVersionTests {
+    /// Version 2 carries key blocks; version 1 (no key blocks) still reads; others are refused.
+    @Test func keyBlocksRoundTripAndVersionOneStillReads() throws {
+        let filter = BloomFilter(capacity: 100, falsePositiveRate: 0.01)
+        filter.insert("a")
+        let snapshot = Snapshot(createdAt: 1, cursor: "5-0", revocations: 1, filter: filter, cutoffs: [], keyBlocks: ["k1", "ключ"])
+        var bytes = snapshot.encoded()
+        #expect(bytes[4] == 2)
+        #expect(try Snapshot(decoding: bytes).keyBlocks == ["k1", "ключ"])
+        // The seed corpus holds a version 1 snapshot.
+        let seed = URL(filePath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appending(path: "Fuzz/corpus/snapshot/small")
+        let old = try Snapshot(decoding: Array(try Data(contentsOf: seed)))
+        #expect(old.keyBlocks.isEmpty && old.revocations > 0)
+        bytes[4] = 3
+        #expect(throws: Snapshot.FormatError.self) { try Snapshot(decoding: bytes) }
     }
 }
