@@ -68,6 +68,8 @@ public func buildApplication(
     HealthController(store: store).addRoutes(to: router)
     LogoutController(store: store, verifier: verifier, revocations: metrics.logoutRevocations).addRoutes(to: router)
     CheckController(store: store, checks: metrics.checks).addRoutes(to: router, keyring: keyring)
+    BackChannelLogoutController(store: store, verifier: verifier).addRoutes(to: router)
+    IntrospectionController(store: store, verifier: verifier).addRoutes(to: router, keyring: keyring)
     CacheController(snapshots: snapshots, hub: hub, store: store).addRoutes(to: router, keyring: keyring)
     StatusController(store: store, snapshots: snapshots, namespace: configuration.namespace).addRoutes(to: router, keyring: keyring)
     RecordsController(store: store, revocations: metrics.adminRevocations, cutoffs: metrics.cutoffs, keyBlocks: metrics.keyBlocks)

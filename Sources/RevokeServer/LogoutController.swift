@@ -55,12 +55,7 @@ struct LogoutController: Sendable {
 
         router.post("/oauth2/revoke") { request, context -> Response in
             var request = request
-            try request.requireMediaType("application/x-www-form-urlencoded")
-            let body = try await request.collectBody(upTo: context.maxUploadSize)
-            let form = FormURLEncoded.parse(String(buffer: body))
-            guard let token = form["token"], !token.isEmpty else {
-                throw APIError.invalidRequest("the form needs a token")
-            }
+            let token = try await request.formField("token", context: context)
             do {
                 _ = try await revoke(token, logger: context.logger)
             } catch let error as APIError where error.status != .serviceUnavailable {

@@ -44,6 +44,17 @@ extension Request {
         return object
     }
 
+    /// A form body's (`application/x-www-form-urlencoded`, else 415) non-empty field `name`,
+    /// else 400 naming it.
+    mutating func formField(_ name: String, context: RevokeRequestContext) async throws -> String {
+        try requireMediaType("application/x-www-form-urlencoded")
+        let body = try await collectBody(upTo: context.maxUploadSize)
+        guard let value = FormURLEncoded.parse(String(buffer: body))[name], !value.isEmpty else {
+            throw APIError.invalidRequest("the form needs a \(name)")
+        }
+        return value
+    }
+
     /// Refuses a body that is not of this media type with 415.
     func requireMediaType(_ expected: String) throws {
         guard let contentType = headers[.contentType], Self.mediaType(of: contentType, is: expected) else {

@@ -81,9 +81,31 @@ public final class TokenVerifier: Sendable {
         self.audience = audience
     }
 
-    /// Verifies a compact JWS and returns its claims. Expiry is not judged here: an expired
-    /// token that verifies is answered as expired by the caller, not refused as invalid.
+    /// A token whose signature verified with an issuer key (and whose `iss` and `aud` match
+    /// when configured): its claims as Revoke reads them, the whole payload, its header's `kid`.
+    public struct Verified: Sendable {
+        public var claims: TokenClaims
+        public var payload: [String: JSONValue]
+        public var kid: String?
+    }
+
+    /// Verifies a compact JWS and returns its claims, which must hold a `jti` (the logout
+    /// flows revoke by it). Expiry is not judged here: an expired token that verifies is
+    /// answered as expired by the caller, not refused as invalid.
     public func verify(_ token: String) async throws(Failure) -> TokenClaims {
+        let claims = try await verifySignature(token).claims
+        guard let jti = claims.jti else { throw .invalidRequest("the token has no jti, so it cannot be revoked by ID") }
+        do {
+            try validateIdentifier(jti, field: "jti")
+        } catch {
+            throw .invalidRequest(error.message)
+        }
+        return claims
+    }
+
+    /// Verifies a compact JWS's signature with the issuer keys (the algorithm pinned by the
+    /// key), and `iss` and `aud` when configured. Nothing else about its claims is judged.
+    public func verifySignature(_ token: String) async throws(Failure) -> Verified {
         let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard parts.count == 3, let headerBytes = Base64URL.decode(parts[0]),
             case .object(let header)? = try? JSONValue(parsing: headerBytes)
@@ -132,13 +154,7 @@ public final class TokenVerifier: Sendable {
             }
             if !matches { throw .invalidToken("the token is not for the configured audience") }
         }
-        guard let jti = claims.jti else { throw .invalidRequest("the token has no jti, so it cannot be revoked by ID") }
-        do {
-            try validateIdentifier(jti, field: "jti")
-        } catch {
-            throw .invalidRequest(error.message)
-        }
-        return claims
+        return Verified(claims: claims, payload: payload.claims, kid: kid)
     }
 
     // MARK: - Loading keys

@@ -1,0 +1,75 @@
+import Hummingbird
+import Logging
+import RevokeCore
+import RevokeHTTP
+import RevokeStore
+
+/// OpenID Connect Back-Channel Logout 1.0: `POST /v1/backchannel-logout`. The OpenID Provider
+/// posts a logout token when a session ends; Revoke verifies it like a token to revoke (issuer
+/// keys, the algorithm pinned by the key, `iss` and `aud` when configured), checks it as the
+/// specification requires, and cuts off the session (`sid`) or, without one, the user (`sub`)
+/// up to the token's `iat`. A replay changes nothing: a cutoff only moves forward.
+struct BackChannelLogoutController: Sendable {
+    /// The member of `events` that makes a JWT a logout token.
+    static let logoutEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+    let store: RevocationStore
+    let verifier: TokenVerifier
+
+    func addRoutes(to router: Router<RevokeRequestContext>) {
+        router.post("/v1/backchannel-logout") { request, context -> Response in
+            var request = request
+            let token = try await request.formField("logout_token", context: context)
+            let verified: TokenVerifier.Verified
+            do {
+                verified = try await verifier.verifySignature(token)
+            } catch let error as TokenVerifier.Failure {
+                // Section 2.8: any failure is 400 with invalid_request.
+                context.logger.debug("logout token refused", metadata: ["reason": .client(error.message)])
+                throw APIError.invalidRequest("the logout token does not verify: \(error.message)")
+            }
+            let logout = try Self.logout(in: verified, now: store.currentTime, clockSkew: store.policy.clockSkew)
+            let issuer = verified.claims.strings["iss"] ?? "-"
+            do {
+                _ = try await store.setCutoff(
+                    claim: logout.claim, value: logout.value, before: logout.before, reason: "back-channel logout",
+                    actor: "backchannel:\(issuer)")
+            } catch let error as ValidationError {
+                throw APIError.invalidRequest("the logout cannot be applied: \(error.message)")
+            }
+            context.logger.info(
+                "back-channel logout", metadata: ["claim": "\(logout.claim)", "target": .client(logout.value), "iss": .client(issuer)])
+            return Response(status: .ok, headers: [.cacheControl: "no-store"])
+        }
+    }
+
+    /// What a logout token ends: a cutoff on `sid` (preferred) or `sub`, up to its `iat` (never
+    /// later than now).
+    struct Logout: Equatable {
+        var claim: String
+        var value: String
+        var before: Int64
+    }
+
+    /// Checks a verified token as section 2.6 requires of a logout token.
+    static func logout(in token: TokenVerifier.Verified, now: Int64, clockSkew: Int64) throws(APIError) -> Logout {
+        let payload = token.payload
+        guard let issuedAt = token.claims.issuedAt else { throw .invalidRequest("a logout token needs iat") }
+        guard case .string(let jti)? = payload["jti"], !jti.isEmpty else { throw .invalidRequest("a logout token needs jti") }
+        guard case .object(let events)? = payload["events"], case .object? = events[logoutEvent] else {
+            throw .invalidRequest("a logout token's events must hold \(logoutEvent) with an object")
+        }
+        guard payload["nonce"] == nil else { throw .invalidRequest("a logout token must not hold a nonce") }
+        if let expiresAt = token.claims.expiresAtSeconds, expiresAt + clockSkew <= now {
+            throw .invalidRequest("the logout token has expired")
+        }
+        let before = min(Int64(issuedAt.rounded(.down)), now)
+        if case .string(let sid)? = payload["sid"], !sid.isEmpty {
+            return Logout(claim: "sid", value: sid, before: before)
+        }
+        if case .string(let sub)? = payload["sub"], !sub.isEmpty {
+            return Logout(claim: "sub", value: sub, before: before)
+        }
+        throw .invalidRequest("a logout token needs sid or sub")
+    }
+}

@@ -1,0 +1,45 @@
+import Hummingbird
+import RevokeCore
+import RevokeHTTP
+import RevokeStore
+
+/// OAuth 2.0 Token Introspection (RFC 7662): `POST /oauth2/introspect` (role verifier). A token
+/// is active only when its signature verifies with the issuer keys, it is within `nbf` and
+/// `exp` (with `REVOKE_CLOCK_SKEW`), `iss` and `aud` match when configured, and no revocation,
+/// cutoff or key block applies; the answer then carries its registered claims. Anything else is
+/// exactly `{"active": false}`, which says nothing about why.
+struct IntrospectionController: Sendable {
+    let store: RevocationStore
+    let verifier: TokenVerifier
+
+    func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
+        let group = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .verifier))
+        group.post("/oauth2/introspect") { request, context -> Response in
+            var request = request
+            let token = try await request.formField("token", context: context)
+            var response = jsonResponse(try await introspect(token))
+            response.headers[.cacheControl] = "no-store"
+            return response
+        }
+    }
+
+    static let inactive = JSONValue.object(["active": .bool(false)])
+
+    func introspect(_ token: String) async throws -> JSONValue {
+        guard let verified = try? await verifier.verifySignature(token) else { return Self.inactive }
+        let now = store.currentTime
+        let skew = store.policy.clockSkew
+        let payload = verified.payload
+        if let expiresAt = verified.claims.expiresAtSeconds, expiresAt + skew <= now { return Self.inactive }
+        if case .number(let notBefore)? = payload["nbf"], notBefore - Double(skew) > Double(now) { return Self.inactive }
+        if let jti = verified.claims.jti, (try? validateIdentifier(jti, field: "jti")) == nil { return Self.inactive }
+        if let kid = verified.kid, (try? validateIdentifier(kid, field: "kid")) == nil { return Self.inactive }
+        let query = CheckQuery(verified.claims, cutoffClaims: store.cutoffClaims, kid: verified.kid)
+        guard try await store.check(query) == .allowed else { return Self.inactive }
+        var answer: [String: JSONValue] = ["active": .bool(true)]
+        for name in ["jti", "sub", "iss", "aud", "exp", "iat", "nbf"] {
+            if let value = payload[name], value != .null { answer[name] = value }
+        }
+        return .object(answer)
+    }
+}
