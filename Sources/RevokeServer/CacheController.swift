@@ -15,6 +15,8 @@ struct CacheController: Sendable {
     let snapshots: SnapshotBuilder
     let hub: EventHub
     let store: RevocationStore
+    /// `revoke_event_delivery_seconds`: per write to a stream, the age of its oldest event.
+    let delivery: DeliveryTimes
 
     func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
         let group = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .verifier))
@@ -44,7 +46,10 @@ struct CacheController: Sendable {
             try? await channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: Self.socketSendBuffer).get()
             let subscription: EventHub.Subscription
             do {
-                subscription = try hub.subscribe(since: since) { channel.close(promise: nil) }
+                let follower = EventHub.Follower(
+                    name: context.actor ?? request.headers[.userAgent] ?? "-", address: Self.describe(channel.remoteAddress),
+                    connectedAt: store.currentTime)
+                subscription = try hub.subscribe(since: since, follower: follower) { channel.close(promise: nil) }
             } catch EventHub.SubscribeError.unavailable {
                 throw APIError.storeUnavailable("the event log cannot be read right now")
             } catch EventHub.SubscribeError.overloaded {
@@ -79,22 +84,24 @@ struct CacheController: Sendable {
                             guard subscription.goLive() else { return }
                             // Whatever has gathered goes out in one write: one wakeup per batch.
                             while let items = await subscription.next() {
-                                if items.count == 1, case .event(let event) = items[0] {
-                                    try await writer.write(event.bytes)
-                                    subscription.written(event.bytes.readableBytes)
-                                    continue
-                                }
                                 var buffer = ByteBuffer()
                                 buffer.reserveCapacity(items.reduce(0) { $0 + $1.size })
+                                var first: EventCursor?
+                                var last: EventCursor?
                                 for item in items {
                                     switch item {
                                     case .heartbeat: buffer.writeImmutableBuffer(StreamItem.heartbeatBytes)
-                                    case .event(let event): buffer.writeImmutableBuffer(event.bytes)
+                                    case .event(let event):
+                                        buffer.writeImmutableBuffer(event.bytes)
+                                        first = first ?? event.cursor
+                                        last = event.cursor
                                     }
                                 }
                                 let size = buffer.readableBytes
                                 try await writer.write(buffer)
-                                subscription.written(size)
+                                subscription.written(size, through: last)
+                                // How long its oldest event waited since Redis acknowledged it.
+                                if let first { delivery.record(seconds: Date().timeIntervalSince1970 - Double(first.milliseconds) / 1000) }
                             }
                         } onGracefulShutdown: {
                             hub.remove(subscription.id)
@@ -106,6 +113,26 @@ struct CacheController: Sendable {
                     hub.remove(subscription.id)
                     try await writer.finish(nil)
                 })
+        }
+    }
+
+    /// `host:port` (`[v6]:port`), for people.
+    static func describe(_ address: SocketAddress?) -> String {
+        guard let address, let ip = address.ipAddress, let port = address.port else { return "-" }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+
+    /// `GET /v1/verifiers` (admin): who follows the events, and how far behind each is.
+    func addStatusRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
+        router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .admin)).get("/v1/verifiers") { _, _ -> Response in
+            let streams: [JSONValue] = hub.streams(now: Date().timeIntervalSince1970).map { stream in
+                .object([
+                    "name": .string(stream.follower.name), "address": .string(stream.follower.address),
+                    "connected_at": .number(Double(stream.follower.connectedAt)), "position": .string(stream.position.description),
+                    "lag_events": .number(Double(stream.lagEvents)), "lag_seconds": .number((stream.lagSeconds * 1000).rounded() / 1000),
+                ])
+            }
+            return jsonResponse(.object(["streams": .array(streams)]))
         }
     }
 
@@ -127,6 +154,7 @@ struct CacheController: Sendable {
                 cursor = id
             }
             try await writer.write(buffer)
+            subscription.written(0, through: cursor)
             if let last = page.last.flatMap({ EventCursor($0.id) }), last > subscription.replayThrough { return true }
         }
         return true

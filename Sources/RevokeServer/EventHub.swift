@@ -30,9 +30,33 @@ final class EventHub: Service, Sendable {
         case overloaded
     }
 
+    /// Who follows a stream, for `GET /v1/verifiers`.
+    struct Follower: Sendable {
+        /// The verifier key's name, else the client's `User-Agent`.
+        var name: String
+        /// The client's address.
+        var address: String
+        /// When the stream opened (Unix seconds).
+        var connectedAt: Int64
+    }
+
+    /// What `GET /v1/verifiers` shows of one stream.
+    struct StreamStatus: Sendable {
+        var follower: Follower
+        /// The last event written to it (its cursor), or where it started.
+        var position: EventCursor
+        /// Events read from the log and not yet written to it.
+        var lagEvents: Int
+        /// How long the oldest of those has waited since it was written to the log (0 when none).
+        var lagSeconds: Double
+    }
+
     /// One open stream: its queue, where its replay ends, and how to end it.
     final class Subscription: Sendable {
         let id: Int
+        let follower: Follower
+        /// The last event written, and the events handed over but not yet written (oldest first).
+        fileprivate let delivery: Mutex<(position: EventCursor, unwritten: CircularBuffer<EventCursor>)>
         /// The events of a replay, when there is one, are those in `(since, replayThrough]`.
         let since: EventCursor?
         let replayThrough: EventCursor
@@ -41,8 +65,12 @@ final class EventHub: Service, Sendable {
         fileprivate let pending: Mutex<(replaying: Bool, events: [RenderedEvent], bytes: Int)>
         fileprivate let close: @Sendable () -> Void
 
-        fileprivate init(id: Int, since: EventCursor?, replayThrough: EventCursor, limit: Int, close: @escaping @Sendable () -> Void) {
+        fileprivate init(
+            id: Int, follower: Follower, since: EventCursor?, replayThrough: EventCursor, limit: Int, close: @escaping @Sendable () -> Void
+        ) {
             self.id = id
+            self.follower = follower
+            self.delivery = Mutex((since ?? replayThrough, CircularBuffer()))
             self.since = since
             self.replayThrough = replayThrough
             self.queue = EventQueue(limit: limit)
@@ -62,14 +90,41 @@ final class EventHub: Service, Sendable {
                 return state.bytes > queue.limit ? nil : state.events
             }
             guard let waiting else { return false }
-            return queue.push(waiting.filter { $0.cursor > replayThrough }.map(StreamItem.event) + [.heartbeat])
+            let fresh = waiting.filter { $0.cursor > replayThrough }
+            handedOver(fresh)
+            return queue.push(fresh.map(StreamItem.event) + [.heartbeat])
         }
 
         /// Everything queued for the writer, waiting for something; nil when the stream is over.
         func next() async -> [StreamItem]? { await queue.next() }
 
-        /// The writer wrote `bytes` of what it took.
-        func written(_ bytes: Int) { queue.written(bytes) }
+        /// The writer wrote `bytes` of what it took, up to the event at `cursor` (nil: heartbeats
+        /// or a replay page only).
+        func written(_ bytes: Int, through cursor: EventCursor?) {
+            queue.written(bytes)
+            guard let cursor else { return }
+            delivery.withLock { delivery in
+                delivery.position = max(delivery.position, cursor)
+                while let first = delivery.unwritten.first, first <= cursor { delivery.unwritten.removeFirst() }
+            }
+        }
+
+        /// Notes events handed over for writing (their cursors, oldest first).
+        fileprivate func handedOver(_ events: [RenderedEvent]) {
+            guard !events.isEmpty else { return }
+            delivery.withLock { delivery in
+                for event in events where event.cursor > delivery.position { delivery.unwritten.append(event.cursor) }
+            }
+        }
+
+        func status(now: Double) -> StreamStatus {
+            delivery.withLock { delivery in
+                let oldest = delivery.unwritten.first.map { Double($0.milliseconds) / 1000 }
+                return StreamStatus(
+                    follower: follower, position: delivery.position, lagEvents: delivery.unwritten.count,
+                    lagSeconds: oldest.map { max(0, now - $0) } ?? 0)
+            }
+        }
 
         /// Takes a live batch: queued while replaying, else pushed. False when the stream must
         /// end (it overflowed).
@@ -83,6 +138,7 @@ final class EventHub: Service, Sendable {
             if let queuedForLater { return queuedForLater }
             // A stream that began after some of these (it replayed through them) skips those.
             let fresh = events.first.map { $0.cursor > replayThrough } ?? true ? events : events.filter { $0.cursor > replayThrough }
+            handedOver(fresh)
             return queue.push(fresh.map(StreamItem.event) + [.heartbeat])
         }
     }
@@ -237,6 +293,11 @@ final class EventHub: Service, Sendable {
         }
     }
 
+    /// Every open stream, oldest first.
+    func streams(now: Double) -> [StreamStatus] {
+        state.withLock { $0.subscribers }.sorted { $0.key < $1.key }.map { $0.value.status(now: now) }
+    }
+
     /// Ends a stream's queue and forgets it.
     func remove(_ id: Int) {
         let subscription = state.withLock { $0.subscribers.removeValue(forKey: id) }
@@ -258,12 +319,13 @@ final class EventHub: Service, Sendable {
     /// before the hub's position itself (``Subscription/needsReplay``), then takes live items.
     /// - Parameter close: Closes the stream's connection, for a reader that does not keep up.
     /// - Throws: ``SubscribeError``.
-    func subscribe(since: EventCursor?, close: @escaping @Sendable () -> Void) throws(SubscribeError) -> Subscription {
+    func subscribe(since: EventCursor?, follower: Follower, close: @escaping @Sendable () -> Void) throws(SubscribeError) -> Subscription {
         let outcome = state.withLock { state -> Result<Subscription, SubscribeError> in
             guard state.following, let position = state.position else { return .failure(.unavailable) }
             guard state.subscribers.count < maximumStreams else { return .failure(.overloaded) }
             let subscription = Subscription(
-                id: state.nextID, since: since, replayThrough: max(since ?? position, position), limit: bufferBytes, close: close)
+                id: state.nextID, follower: follower, since: since, replayThrough: max(since ?? position, position), limit: bufferBytes,
+                close: close)
             state.nextID += 1
             state.subscribers[subscription.id] = subscription
             return .success(subscription)

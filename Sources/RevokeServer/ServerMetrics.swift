@@ -22,6 +22,8 @@ final class ServerMetrics: Sendable {
     let keyBlocks: CoreMetrics.Counter
     /// Checks answered, single or in batches.
     let checks: CoreMetrics.Counter
+    /// `revoke_event_delivery_seconds`.
+    let delivery: DeliveryTimes
 
     init() {
         factory = PrometheusMetricsFactory(registry: registry)
@@ -33,6 +35,7 @@ final class ServerMetrics: Sendable {
         cutoffs = CoreMetrics.Counter(label: "revoke_cutoffs_total", factory: factory)
         keyBlocks = CoreMetrics.Counter(label: "revoke_key_blocks_total", factory: factory)
         checks = CoreMetrics.Counter(label: "revoke_checks_total", factory: factory)
+        delivery = DeliveryTimes(timer: CoreMetrics.Timer(label: "revoke_event_delivery_seconds", factory: factory))
     }
 
     private struct RequestKey: Hashable {
@@ -98,5 +101,16 @@ struct MetricsMiddleware: RouterMiddleware {
                 duration: ContinuousClock.now - started)
             throw error
         }
+    }
+}
+
+/// `revoke_event_delivery_seconds`: the time from a change's acknowledgement (its event ID is the
+/// primary's clock when it was appended) to its write on a stream, one sample per write (the
+/// oldest event in it).
+struct DeliveryTimes: Sendable {
+    let timer: CoreMetrics.Timer
+
+    func record(seconds: Double) {
+        timer.record(duration: .nanoseconds(Int64(max(0, seconds) * 1e9)))
     }
 }

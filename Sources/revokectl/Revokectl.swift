@@ -21,7 +21,7 @@ struct Revokectl: AsyncParsableCommand {
             """,
         subcommands: [
             RevokeCommand.self, RevokeUser.self, CutoffCommand.self, BlockKey.self, UnblockKey.self, Unrevoke.self, Check.self, Show.self,
-            Audit.self, Status.self,
+            Audit.self, Status.self, Verifiers.self,
         ]
     )
 

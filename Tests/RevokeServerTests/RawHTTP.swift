@@ -129,13 +129,28 @@ final class OpenStream: @unchecked Sendable {
     }
 
     /// Sends `GET path` and returns at once; reads wait up to `timeout` seconds for a byte.
-    static func open(port: Int, path: String, headers: [String: String] = [:], timeout: Int = 120) async throws -> OpenStream {
+    static func open(
+        port: Int, path: String, headers: [String: String] = [:], timeout: Int = 120, receiveBuffer: Int? = nil
+    ) async throws -> OpenStream {
         try await RawHTTP.onThread {
-            let socket = try LoopbackSocket(port: port, timeout: timeout)
+            let socket = try LoopbackSocket(port: port, timeout: timeout, receiveBuffer: receiveBuffer)
             var head = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             for (name, value) in headers.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
             try socket.write(head + "\r\n")
             return OpenStream(socket: socket)
+        }
+    }
+
+    /// Opens `GET path` once the server serves it (a `revoked` that just became ready may not
+    /// follow the log yet, and answers 503 until it does), and reads up to its first heartbeat.
+    static func live(port: Int, path: String, headers: [String: String] = [:], receiveBuffer: Int? = nil) async throws -> OpenStream {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            let stream = try await open(port: port, path: path, headers: headers, receiveBuffer: receiveBuffer)
+            let head = try await stream.read { $0.contains(": heartbeat") || ($0.contains("\r\n\r\n") && !$0.hasPrefix("HTTP/1.1 200")) }
+            if head.hasPrefix("HTTP/1.1 200") { return stream }
+            guard ContinuousClock.now < deadline else { throw SetupError("\(path) never answered 200: \(head.prefix(200))") }
+            try await Task.sleep(for: .milliseconds(50))
         }
     }
 
