@@ -58,9 +58,10 @@ struct HTTPBenchmark {
                 script: script, port: port, threads: threads, connections: connections, seconds: seconds, output: work + "/wrk-\(runs).txt",
                 environment: extra)
         }
-        func wrk(_ name: String, script: String, port: Int, jtisPerRequest: Int = 1) async throws -> Result {
+        func wrk(_ name: String, script: String, port: Int, jtisPerRequest: Int = 1, extra: [String: String] = [:]) async throws -> Result {
             let run = try startWrk(
-                script: script, port: port, connections: connections, extra: jtisPerRequest > 1 ? ["BATCH": "\(jtisPerRequest)"] : [:])
+                script: script, port: port, connections: connections,
+                extra: extra.merging(jtisPerRequest > 1 ? ["BATCH": "\(jtisPerRequest)"] : [:]) { $1 })
             var result = try await run.finish(name)
             result.jtisPerRequest = jtisPerRequest
             print(String(format: "  %@: %.0f req/s, p50 %.2f ms, p99 %.2f ms", name, result.rps, result.p50, result.p99))
@@ -99,6 +100,13 @@ struct HTTPBenchmark {
             }
             results.append(try await wrk("revoked POST /v1/check", script: scripts + "/check.lua", port: revokedPort))
             results.append(try await wrk("revoked POST /v1/check/batch (1000)", script: scripts + "/check.lua", port: revokedPort, jtisPerRequest: 1000))
+            // RFC 7662 introspection of a valid token: a signature verified, then the same check.
+            let active = Self.mint(jti: "bench-introspected", secret: hmacSecret)
+            let introspected = try LoopbackSocket.exchange(
+                port: revokedPort, method: "POST", path: "/oauth2/introspect", headers: ["Content-Type": "application/x-www-form-urlencoded"],
+                body: "token=\(active)")
+            guard introspected.contains(#""active":true"#) else { throw BenchmarkError("introspection answers wrongly: \(introspected.suffix(120))") }
+            results.append(try await wrk("revoked POST /oauth2/introspect", script: scripts + "/introspect.lua", port: revokedPort, extra: ["REVOKE_TOKEN": active]))
 
             // The same checks while verifiers follow 1,000 streams, 2,000 connections sit idle and
             // the holder of one valid token replays its logout, 16 copies a request, as fast as 4
@@ -250,6 +258,11 @@ struct HTTPBenchmark {
         }
         if let check = find("revoked POST /v1/check"), let nginx = find("nginx") {
             print(String(format: "single check vs nginx:  %.0f%% of the HTTP ceiling (target >= 50%%)", 100 * check.rps / nginx.rps))
+        }
+        if let check = results.first(where: { $0.name == "revoked POST /v1/check" }), let introspect = find("revoked POST /oauth2/introspect") {
+            print(String(
+                format: "introspection vs check:  %.0f%% of the single checks' throughput (a signature verified per request), p99 %.2f ms vs %.2f ms",
+                100 * introspect.rps / check.rps, introspect.p99, check.p99))
         }
         if let batch = find("revoked POST /v1/check/batch") {
             print(String(format: "batch checks:           %.0f jtis/s (target >= 200000)", batch.rps * Double(batch.jtisPerRequest)))

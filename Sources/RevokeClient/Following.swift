@@ -128,6 +128,7 @@ extension RevokeClient {
                     // the snapshot loaded next covers it.
                     try cache.apply(type: type, data: object)
                     guard let id else { throw RevocationCache.UnreadableEvent(type: type) }
+                    cache.advanced(to: id)
                     advance(id)
                     cache.configuration.onEvent?(type, id)
                 }

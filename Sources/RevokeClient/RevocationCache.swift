@@ -24,12 +24,25 @@ final class RevocationCache: Sendable {
         let claimOrder: [String]
         /// The blocked keys' `kid`s, by their UTF-8 bytes (as the server keys them).
         let keyBlocks: Set<[UInt8]>
+        /// The last event applied, or the snapshot's cursor (`<milliseconds>-<sequence>`, kept
+        /// as its two numbers so that a verdict carrying it copies no string): read with the
+        /// view, at no extra cost.
+        let cursor: RevokeClient.Verdict.Position
 
-        init(filter: BloomFilter, cutoffs: [String: [[UInt8]: Int64]], claimOrder: [String], keyBlocks: Set<[UInt8]>) {
+        init(
+            filter: BloomFilter, cutoffs: [String: [[UInt8]: Int64]], claimOrder: [String], keyBlocks: Set<[UInt8]>,
+            cursor: RevokeClient.Verdict.Position
+        ) {
             self.filter = filter
             self.cutoffs = cutoffs
             self.claimOrder = claimOrder
             self.keyBlocks = keyBlocks
+            self.cursor = cursor
+        }
+
+        /// The same view at another position of the log.
+        func at(_ cursor: RevokeClient.Verdict.Position) -> View {
+            View(filter: filter, cutoffs: cutoffs, claimOrder: claimOrder, keyBlocks: keyBlocks, cursor: cursor)
         }
 
         /// The same filter, with one cutoff set (or removed, with nil).
@@ -38,14 +51,14 @@ final class RevocationCache: Sendable {
             cutoffs[claim, default: [:]][value] = before
             if cutoffs[claim]?.isEmpty == true { cutoffs[claim] = nil }
             let order = claimOrder.contains(claim) || before == nil ? claimOrder : claimOrder + [claim]
-            return View(filter: filter, cutoffs: cutoffs, claimOrder: order, keyBlocks: keyBlocks)
+            return View(filter: filter, cutoffs: cutoffs, claimOrder: order, keyBlocks: keyBlocks, cursor: cursor)
         }
 
         /// The same filter, with one key blocked (or unblocked).
         func setting(kid: [UInt8], blocked: Bool) -> View {
             var keyBlocks = self.keyBlocks
             if blocked { keyBlocks.insert(kid) } else { keyBlocks.remove(kid) }
-            return View(filter: filter, cutoffs: cutoffs, claimOrder: claimOrder, keyBlocks: keyBlocks)
+            return View(filter: filter, cutoffs: cutoffs, claimOrder: claimOrder, keyBlocks: keyBlocks, cursor: cursor)
         }
     }
 
@@ -57,6 +70,7 @@ final class RevocationCache: Sendable {
 
     let configuration: RevokeClient.CacheConfiguration
     let view = ManagedAtomic<View?>(nil)
+
     /// Whether the cache heard from the server within the staleness limit.
     let fresh = ManagedAtomic(false)
     /// When it last heard (nanoseconds on the monotonic clock since `origin`).
@@ -80,14 +94,17 @@ final class RevocationCache: Sendable {
 
     // MARK: - Lookups
 
-    func lookup(_ query: CheckQuery) -> Lookup {
+    /// - Parameter counting: Whether a lookup the server must answer counts in the metrics
+    ///   (not when the caller will ask again through a counting lookup).
+    func lookup(_ query: CheckQuery, counting: Bool = true) -> Lookup {
         guard fresh.load(ordering: .acquiring), let view = view.load(ordering: .acquiring) else {
-            serverChecksStale.increment()
+            if counting { serverChecksStale.increment() }
             return .askServer(possibleHit: false)
         }
+        let heard = RevokeClient.Verdict.Heard(origin: origin, nanoseconds: lastHeard.load(ordering: .relaxed), cursor: view.cursor)
         if !view.keyBlocks.isEmpty, let kid = query.kid, view.keyBlocks.contains(Array(kid.utf8)) {
             cacheAnswers.increment()
-            return .answer(RevokeClient.Verdict(revoked: true, reason: .key(kid: kid), source: .cache))
+            return .answer(RevokeClient.Verdict(revoked: true, reason: .key(kid: kid), source: .cache, heard: heard))
         }
         if !view.cutoffs.isEmpty {
             // The domain's rule, in the server's claim order. A cutoff stays until a snapshot
@@ -98,15 +115,15 @@ final class RevocationCache: Sendable {
                     let before = values[Array(value.utf8)], CutoffRecord.revokes(issuedAt: query.issuedAt, before: before)
                 else { continue }
                 cacheAnswers.increment()
-                return .answer(RevokeClient.Verdict(revoked: true, reason: .cutoff(claim: claim), source: .cache))
+                return .answer(RevokeClient.Verdict(revoked: true, reason: .cutoff(claim: claim), source: .cache, heard: heard))
             }
         }
         if let jti = query.jti, view.filter.mightContain(jti) {
-            serverChecksMaybe.increment()
+            if counting { serverChecksMaybe.increment() }
             return .askServer(possibleHit: true)
         }
         cacheAnswers.increment()
-        return .answer(RevokeClient.Verdict(revoked: false, source: .cache))
+        return .answer(RevokeClient.Verdict(revoked: false, source: .cache, heard: heard))
     }
 
     func recordConfirmation(possibleHit: Bool, revoked: Bool) {
@@ -129,7 +146,9 @@ final class RevocationCache: Sendable {
             cutoffs[cutoff.claim, default: [:]][Array(cutoff.value.utf8)] = cutoff.before
         }
         view.store(
-            View(filter: snapshot.filter, cutoffs: cutoffs, claimOrder: order, keyBlocks: Set(snapshot.keyBlocks.map { Array($0.utf8) })),
+            View(
+                filter: snapshot.filter, cutoffs: cutoffs, claimOrder: order, keyBlocks: Set(snapshot.keyBlocks.map { Array($0.utf8) }),
+                cursor: RevokeClient.Verdict.Position(snapshot.cursor) ?? .init(milliseconds: 0, sequence: 0)),
             ordering: .releasing)
         snapshotsLoaded.wrappingIncrement(ordering: .relaxed)
         snapshots.increment()
@@ -172,6 +191,12 @@ final class RevocationCache: Sendable {
             throw UnreadableEvent(type: type)
         }
         events.increment()
+    }
+
+    /// The event at `cursor` was applied.
+    func advanced(to cursor: String) {
+        guard let current = view.load(ordering: .acquiring), let position = RevokeClient.Verdict.Position(cursor) else { return }
+        view.store(current.at(position), ordering: .releasing)
     }
 
     /// The cache is not following the live log (its stream ended, or a snapshot just loaded):

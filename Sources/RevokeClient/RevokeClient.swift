@@ -97,11 +97,54 @@ public final class RevokeClient: Service, Sendable {
         public var revoked: Bool
         public var reason: Reason?
         public var source: Source
+        /// For an answer of the cache: when it last heard from the server (an event or a
+        /// heartbeat on its live stream), so a caller can judge how fresh "not revoked" is.
+        public var heardAt: ContinuousClock.Instant? { heard.map { $0.origin + .nanoseconds($0.nanoseconds) } }
+        /// For an answer of the cache: its position in the server's event log (the last event
+        /// applied, or its snapshot's cursor).
+        public var cursor: String? { heard.map { "\($0.cursor.milliseconds)-\($0.cursor.sequence)" } }
+
+        /// What a cache answer carries of its freshness, kept raw and trivially copyable: the
+        /// instant and the cursor's text are made only when asked, off the hot path.
+        struct Heard: Sendable {
+            var origin: ContinuousClock.Instant
+            var nanoseconds: Int64
+            var cursor: Position
+        }
+
+        /// A position in the event log, `<milliseconds>-<sequence>`.
+        struct Position: Sendable {
+            var milliseconds: UInt64
+            var sequence: UInt64
+
+            init(milliseconds: UInt64, sequence: UInt64) {
+                self.milliseconds = milliseconds
+                self.sequence = sequence
+            }
+
+            init?(_ text: String) {
+                let parts = text.split(separator: "-", maxSplits: 1)
+                guard parts.count == 2, let milliseconds = UInt64(parts[0]), let sequence = UInt64(parts[1]) else { return nil }
+                self.init(milliseconds: milliseconds, sequence: sequence)
+            }
+        }
+        let heard: Heard?
 
         public init(revoked: Bool, reason: Reason? = nil, source: Source) {
+            self.init(revoked: revoked, reason: reason, source: source, heard: nil)
+        }
+
+        init(revoked: Bool, reason: Reason? = nil, source: Source, heard: Heard?) {
             self.revoked = revoked
             self.reason = reason
             self.source = source
+            self.heard = heard
+        }
+
+        /// Two verdicts are equal when they say the same: revoked or not, why, and who answered
+        /// (not when, nor from which position).
+        public static func == (lhs: Verdict, rhs: Verdict) -> Bool {
+            lhs.revoked == rhs.revoked && lhs.reason == rhs.reason && lhs.source == rhs.source
         }
     }
 
@@ -170,6 +213,14 @@ public final class RevokeClient: Service, Sendable {
     /// Whether a token (by its `jti`, `iat` and the claims cutoffs may name) is revoked, from
     /// the cache when it can answer, else from the server, else by the failure policy. Never
     /// throws and never waits longer than the request timeout.
+    /// The cache's answer, at once and without suspending, when it can give one (fresh, and the
+    /// filter says absent, or a cutoff or key block matches); nil when the server must be asked
+    /// (then call ``check(_:)``). For hot paths that cannot await.
+    public func cachedVerdict(_ query: CheckQuery) -> Verdict? {
+        guard let cache, case .answer(let verdict) = cache.lookup(query, counting: false) else { return nil }
+        return verdict
+    }
+
     public func check(_ query: CheckQuery) async -> Verdict {
         if let cache {
             switch cache.lookup(query) {

@@ -40,7 +40,9 @@ public struct RevocationMiddleware<Context: RequestContext>: RouterMiddleware {
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let query = try query(request, context) else { return try await next(request, context) }
-        let verdict = await client.check(query)
+        // The cache answers most checks at once; only a "maybe", a stale cache or no cache waits.
+        let verdict: RevokeClient.Verdict
+        if let cached = client.cachedVerdict(query) { verdict = cached } else { verdict = await client.check(query) }
         guard verdict.revoked else { return try await next(request, context) }
         if verdict.reason == .unavailable { throw RevocationError.unavailable }
         throw RevocationError.revoked

@@ -132,3 +132,31 @@ import Testing
         }
     }
 }
+
+/// `RevokeClient.cachedVerdict`: the cache's answer without suspending, saying when the cache
+/// last heard from the server and where it stands in the log; nil whenever the server must answer.
+@Suite struct CachedVerdictTests {
+    @Test func theCacheAnswersAtOnceAndSaysHowFreshItIs() async throws {
+        try await withRevoked { (client, redis, _) async throws in
+            let port = try #require(client.port)
+            #expect(try await client.call(.post, "/v1/revocations", json: #"{"jti":"cv-revoked","expires_at":null}"#, key: "admin-secret").status == .created)
+            #expect(try await client.call(.post, "/v1/cutoffs", json: #"{"claim":"sub","value":"frank"}"#, key: "admin-secret").status == .created)
+            try await withCachingClient(port: port, cache: .init(staleness: .seconds(3))) { cache in
+                let last = try #require(try await redis.xrange("revoke:events").last?.id)
+                let asked = ContinuousClock.now
+                let absent = try #require(cache.cachedVerdict(CheckQuery(jti: "cv-absent")))
+                #expect(absent == .init(revoked: false, source: .cache))
+                #expect(absent.cursor == last, "\(String(describing: absent.cursor)) vs \(last)")
+                let heard = try #require(absent.heardAt)
+                #expect(heard <= ContinuousClock.now && asked - heard < .seconds(3), "heard \(asked - heard) before the question")
+                // A cutoff is answered locally too; a filter hit must go to the server.
+                #expect(cache.cachedVerdict(CheckQuery(jti: "x", issuedAt: 1, claims: ["sub": "frank"]))?.reason == .cutoff(claim: "sub"))
+                #expect(cache.cachedVerdict(CheckQuery(jti: "cv-revoked")) == nil)
+                #expect(await cache.check(CheckQuery(jti: "cv-revoked")) == .init(revoked: true, reason: .jti, source: .server))
+            }
+            // Without a cache there is nothing to answer locally.
+            let plain = RevokeClient(configuration: .init(url: "http://127.0.0.1:\(port)"))
+            #expect(plain.cachedVerdict(CheckQuery(jti: "cv-absent")) == nil)
+        }
+    }
+}
