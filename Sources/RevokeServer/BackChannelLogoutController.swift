@@ -28,7 +28,7 @@ struct BackChannelLogoutController: Sendable {
                 context.logger.debug("logout token refused", metadata: ["reason": .client(error.message)])
                 throw APIError.invalidRequest("the logout token does not verify: \(error.message)")
             }
-            let logout = try Self.logout(in: verified, now: store.currentTime, clockSkew: store.policy.clockSkew)
+            let logout = try Self.logout(in: verified, now: store.currentTime, policy: store.policy)
             let issuer = verified.claims.strings["iss"] ?? "-"
             do {
                 _ = try await store.setCutoff(
@@ -52,7 +52,7 @@ struct BackChannelLogoutController: Sendable {
     }
 
     /// Checks a verified token as section 2.6 requires of a logout token.
-    static func logout(in token: TokenVerifier.Verified, now: Int64, clockSkew: Int64) throws(APIError) -> Logout {
+    static func logout(in token: TokenVerifier.Verified, now: Int64, policy: RevocationPolicy) throws(APIError) -> Logout {
         let payload = token.payload
         guard let issuedAt = token.claims.issuedAt else { throw .invalidRequest("a logout token needs iat") }
         guard case .string(let jti)? = payload["jti"], !jti.isEmpty else { throw .invalidRequest("a logout token needs jti") }
@@ -60,10 +60,14 @@ struct BackChannelLogoutController: Sendable {
             throw .invalidRequest("a logout token's events must hold \(logoutEvent) with an object")
         }
         guard payload["nonce"] == nil else { throw .invalidRequest("a logout token must not hold a nonce") }
-        if let expiresAt = token.claims.expiresAtSeconds, expiresAt + clockSkew <= now {
+        // The policy's own expiry test (clock skew included, no overflow).
+        if policy.lifetime(expiresAt: token.claims.expiresAtSeconds, now: Double(now)) == .expired {
             throw .invalidRequest("the logout token has expired")
         }
-        let before = min(Int64(issuedAt.rounded(.down)), now)
+        // Never later than now; an iat before every Int64 second cuts off as far back as one goes
+        // (the store then refuses a cutoff no live token can match).
+        let iat = issuedAt.rounded(.down)
+        let before = iat >= Double(now) ? now : (iat > -9.2e18 ? Int64(iat) : Int64.min)
         if case .string(let sid)? = payload["sid"], !sid.isEmpty {
             return Logout(claim: "sid", value: sid, before: before)
         }

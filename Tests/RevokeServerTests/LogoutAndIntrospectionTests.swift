@@ -160,3 +160,32 @@ func pyjwtTokens(secret: String = testSecret, headers: String = "{}", _ payloads
         }
     }
 }
+
+/// Claims at the edge of the number line never trap: with a clock skew, an `exp` far beyond
+/// every Int64 second is no overflow, and an `iat` far before it no crash.
+@Suite struct ExtremeClaimsTests {
+    @Test func hugeExpAndIatAreAnsweredNotTrappedOn() async throws {
+        try await withRevoked { configuration in
+            configuration.policy.clockSkew = 30
+            configuration.issuer = LogoutAndIntrospectionTests.issuer
+            configuration.audience = LogoutAndIntrospectionTests.audience
+        } _: { (client, _, _) async throws in
+            let now = Int(Date().timeIntervalSince1970)
+            let who = #""iss":"\#(LogoutAndIntrospectionTests.issuer)","aud":"\#(LogoutAndIntrospectionTests.audience)""#
+            let tokens = try await pyjwtTokens([
+                #"{\#(who),"jti":"far-1","sub":"zoe","iat":\#(now - 10),"exp":1e300}"#,
+                #"{\#(who),"jti":"far-2","sub":"zoe","iat":-1e300,\#(LogoutAndIntrospectionTests.event)}"#,
+                #"{\#(who),"jti":"far-3","sid":"s-far","iat":\#(now - 10),"exp":1e300,\#(LogoutAndIntrospectionTests.event)}"#,
+            ])
+            let introspected = try await client.call(
+                .post, "/oauth2/introspect", contentType: "application/x-www-form-urlencoded", body: "token=\(tokens[0])")
+            #expect(introspected.status == .ok && introspected.json["active"] == .bool(true), "\(introspected.text)")
+            let ancient = try await client.call(
+                .post, "/v1/backchannel-logout", contentType: "application/x-www-form-urlencoded", body: "logout_token=\(tokens[1])")
+            #expect(ancient.status == .badRequest && ancient.error == "invalid_request", "\(ancient.text)")
+            let far = try await client.call(
+                .post, "/v1/backchannel-logout", contentType: "application/x-www-form-urlencoded", body: "logout_token=\(tokens[2])")
+            #expect(far.status == .ok, "\(far.status) \(far.text)")
+        }
+    }
+}
