@@ -171,7 +171,8 @@ public final class RedisClient: RedisCommandSender, Service {
     public func send(batch commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RedisValue] {
         let connection = try self.connection
         let replies = try await connection.send(batch: commands, timeout: timeout)
-        if replies.contains(where: { if case .error(let message) = $0 { Self.isReadOnly(message) } else { false } }) {
+        // Only behind Sentinel does a READONLY mean anything to do: no scan of the replies else.
+        if resolver != nil, replies.contains(where: { if case .error(let message) = $0 { Self.isReadOnly(message) } else { false } }) {
             dropDemoted(connection)
         }
         return replies

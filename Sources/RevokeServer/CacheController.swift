@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Redis
 import RevokeCore
 import RevokeHTTP
 import RevokeSnapshot
@@ -119,7 +120,7 @@ struct CacheController: Sendable {
     /// `host:port` (`[v6]:port`), for people.
     static func describe(_ address: SocketAddress?) -> String {
         guard let address, let ip = address.ipAddress, let port = address.port else { return "-" }
-        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+        return RedisAddress(host: ip, port: port).description
     }
 
     /// `GET /v1/verifiers` (admin): who follows the events, and how far behind each is.

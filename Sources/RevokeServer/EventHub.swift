@@ -126,9 +126,10 @@ final class EventHub: Service, Sendable {
             }
         }
 
-        /// Takes a live batch: queued while replaying, else pushed. False when the stream must
-        /// end (it overflowed).
-        fileprivate func offer(_ events: [RenderedEvent], bytes: Int) -> Bool {
+        /// Takes a live batch (`items`: the events, then a heartbeat, built once for every
+        /// stream): queued while replaying, else pushed. False when the stream must end (it
+        /// overflowed).
+        fileprivate func offer(_ events: [RenderedEvent], items: [StreamItem], bytes: Int) -> Bool {
             let queuedForLater = pending.withLock { state -> Bool? in
                 guard state.replaying else { return nil }
                 state.events += events
@@ -136,8 +137,13 @@ final class EventHub: Service, Sendable {
                 return state.bytes <= queue.limit
             }
             if let queuedForLater { return queuedForLater }
-            // A stream that began after some of these (it replayed through them) skips those.
-            let fresh = events.first.map { $0.cursor > replayThrough } ?? true ? events : events.filter { $0.cursor > replayThrough }
+            // Events come in log order: when the first is past what this stream replayed, all are,
+            // and it takes the shared items; else it skips those it replayed.
+            if events.first.map({ $0.cursor > replayThrough }) ?? true {
+                handedOver(events)
+                return queue.push(items)
+            }
+            let fresh = events.filter { $0.cursor > replayThrough }
             handedOver(fresh)
             return queue.push(fresh.map(StreamItem.event) + [.heartbeat])
         }
@@ -286,7 +292,8 @@ final class EventHub: Service, Sendable {
         // Rendered once here, shared by every stream.
         let rendered = events.compactMap(RenderedEvent.init)
         let bytes = rendered.reduce(0) { $0 + $1.bytes.readableBytes }
-        for (id, subscription) in subscribers where !subscription.offer(rendered, bytes: bytes) {
+        let items = rendered.map(StreamItem.event) + [.heartbeat]
+        for (id, subscription) in subscribers where !subscription.offer(rendered, items: items, bytes: bytes) {
             logger.debug("closing an event stream that does not keep up", metadata: ["stream": "\(id)"])
             remove(id)
             subscription.close()

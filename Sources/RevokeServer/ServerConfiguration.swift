@@ -107,7 +107,7 @@ public struct ServerConfiguration: Sendable {
                 throw Error(variable: "REVOKE_REDIS_URL", problem: error.message + " (expected \(RedisConfiguration.urlForms))")
             }
         }
-        try readRedisDeployment(value)
+        try readRedisDeployment(value, integer: integer)
         if let directory = value("REVOKE_DATA_DIR") { self.dataDirectory = directory }
         // A secret is taken as given: surrounding spaces may be part of it.
         if let secret = variables["REVOKE_HMAC_SECRET"], !secret.isEmpty {
@@ -160,7 +160,9 @@ public struct ServerConfiguration: Sendable {
 
     /// TLS files, the sentinels' password and the replicas a write needs: each only where the
     /// URL gives it a meaning, every file read now.
-    private mutating func readRedisDeployment(_ value: (String) -> String?) throws(Error) {
+    private mutating func readRedisDeployment(
+        _ value: (String) -> String?, integer: (String, ClosedRange<Int64>) throws(Error) -> Int64?
+    ) throws(Error) {
         let files = (ca: value("REVOKE_REDIS_CA_FILE"), certificate: value("REVOKE_REDIS_CERT_FILE"), key: value("REVOKE_REDIS_KEY_FILE"))
         if files.ca != nil || files.certificate != nil || files.key != nil {
             let variable = files.ca != nil ? "REVOKE_REDIS_CA_FILE" : files.certificate != nil ? "REVOKE_REDIS_CERT_FILE" : "REVOKE_REDIS_KEY_FILE"
@@ -193,14 +195,7 @@ public struct ServerConfiguration: Sendable {
             }
             redis?.sentinel?.password = password
         }
-        func integer(_ name: String, _ range: ClosedRange<Int>) throws(Error) -> Int? {
-            guard let text = value(name) else { return nil }
-            guard let number = Int(text), range.contains(number) else {
-                throw Error(variable: name, problem: "must be a whole number from \(range.lowerBound) to \(range.upperBound), not \"\(text)\"")
-            }
-            return number
-        }
-        if let replicas = try integer("REVOKE_REDIS_MIN_REPLICAS", 0...64) {
+        if let replicas = try integer("REVOKE_REDIS_MIN_REPLICAS", 0...64).map(Int.init) {
             if replicas > 0 && redis == nil {
                 throw Error(variable: "REVOKE_REDIS_MIN_REPLICAS", problem: "needs REVOKE_REDIS_URL: the embedded redis-server has no replicas")
             }
