@@ -1,19 +1,20 @@
-import Atomics
 import Logging
 import Metrics
 import RevokeCore
 import RevokeSnapshot
+import Synchronization
 
 /// The client's local copy of what is revoked: the snapshot's Bloom filter (with the `jti`s of
 /// later events added to it), every cutoff and every blocked key, exactly.
 ///
-/// A lookup reads one atomic reference and one atomic flag, hashes the `jti` and tests one cache
-/// line: no lock, no allocation. Everything that changes it (the snapshot, events, freshness)
+/// A lookup reads one atomic flag and the published view (two uncontended atomic additions, no
+/// reference taken: ``Published``), hashes the `jti` and tests one cache line: no lock, no
+/// allocation. Everything that changes it (the snapshot, events, freshness)
 /// happens on the client's one following task.
 final class RevocationCache: Sendable {
     /// What the filter and cutoffs are at one moment; replaced whole when a snapshot loads or a
     /// cutoff changes, while `jti`s from events are added to its filter in place.
-    final class View: AtomicReference, Sendable {
+    final class View: Sendable {
         let filter: BloomFilter
         /// claim → value (its UTF-8 bytes) → `before`. Keyed by bytes, as the server stores
         /// them: Swift's `String` equality would take "é" composed and decomposed for one
@@ -63,21 +64,33 @@ final class RevocationCache: Sendable {
     }
 
     enum Lookup {
-        case answer(RevokeClient.Verdict)
+        /// The cache answers: not revoked (the common case, kept trivially copyable so that it
+        /// costs no reference counting on its way out).
+        case notRevoked(RevokeClient.Verdict.Heard)
+        /// The cache answers: revoked, by a key block or a cutoff.
+        case revoked(RevokeClient.Verdict)
         /// The server must answer; `possibleHit` when the filter said "maybe".
         case askServer(possibleHit: Bool)
+
+        /// The cache's answer, if it has one.
+        var verdict: RevokeClient.Verdict? {
+            switch self {
+            case .notRevoked(let heard): RevokeClient.Verdict(notRevokedAsOf: heard)
+            case .revoked(let verdict): verdict
+            case .askServer: nil
+            }
+        }
     }
 
     let configuration: RevokeClient.CacheConfiguration
-    let view = ManagedAtomic<View?>(nil)
+    let view = Published<View>()
 
     /// Whether the cache heard from the server within the staleness limit.
-    let fresh = ManagedAtomic(false)
-    /// When it last heard (nanoseconds on the monotonic clock since `origin`).
-    let lastHeard = ManagedAtomic<Int64>(0)
-    let origin = ContinuousClock.now
+    let fresh = Atomic(false)
+    /// When it last heard (nanoseconds on the monotonic clock since `Verdict.Heard.origin`).
+    let lastHeard = Atomic<Int64>(0)
     /// Snapshots loaded so far.
-    let snapshotsLoaded = ManagedAtomic(0)
+    let snapshotsLoaded = Atomic(0)
 
     let cacheAnswers = Counter(label: "revoke_client_cache_answers_total")
     let serverChecksMaybe = Counter(label: "revoke_client_server_checks_total", dimensions: [("why", "maybe")])
@@ -97,14 +110,18 @@ final class RevocationCache: Sendable {
     /// - Parameter counting: Whether a lookup the server must answer counts in the metrics
     ///   (not when the caller will ask again through a counting lookup).
     func lookup(_ query: CheckQuery, counting: Bool = true) -> Lookup {
-        guard fresh.load(ordering: .acquiring), let view = view.load(ordering: .acquiring) else {
+        guard fresh.load(ordering: .acquiring), let lookup = view.read({ lookup(query, in: $0, counting: counting) }) else {
             if counting { serverChecksStale.increment() }
             return .askServer(possibleHit: false)
         }
-        let heard = RevokeClient.Verdict.Heard(origin: origin, nanoseconds: lastHeard.load(ordering: .relaxed), cursor: view.cursor)
+        return lookup
+    }
+
+    private func lookup(_ query: CheckQuery, in view: View, counting: Bool) -> Lookup {
+        let heard = RevokeClient.Verdict.Heard(nanoseconds: lastHeard.load(ordering: .relaxed), cursor: view.cursor)
         if !view.keyBlocks.isEmpty, let kid = query.kid, view.keyBlocks.contains(Array(kid.utf8)) {
             cacheAnswers.increment()
-            return .answer(RevokeClient.Verdict(revoked: true, reason: .key(kid: kid), source: .cache, heard: heard))
+            return .revoked(RevokeClient.Verdict(revoked: true, reason: .key(kid: kid), source: .cache, heard: heard))
         }
         if !view.cutoffs.isEmpty {
             // The domain's rule, in the server's claim order. A cutoff stays until a snapshot
@@ -115,7 +132,7 @@ final class RevocationCache: Sendable {
                     let before = values[Array(value.utf8)], CutoffRecord.revokes(issuedAt: query.issuedAt, before: before)
                 else { continue }
                 cacheAnswers.increment()
-                return .answer(RevokeClient.Verdict(revoked: true, reason: .cutoff(claim: claim), source: .cache, heard: heard))
+                return .revoked(RevokeClient.Verdict(revoked: true, reason: .cutoff(claim: claim), source: .cache, heard: heard))
             }
         }
         if let jti = query.jti, view.filter.mightContain(jti) {
@@ -123,7 +140,7 @@ final class RevocationCache: Sendable {
             return .askServer(possibleHit: true)
         }
         cacheAnswers.increment()
-        return .answer(RevokeClient.Verdict(revoked: false, source: .cache, heard: heard))
+        return .notRevoked(heard)
     }
 
     func recordConfirmation(possibleHit: Bool, revoked: Bool) {
@@ -145,12 +162,11 @@ final class RevocationCache: Sendable {
             if cutoffs[cutoff.claim] == nil { order.append(cutoff.claim) }
             cutoffs[cutoff.claim, default: [:]][Array(cutoff.value.utf8)] = cutoff.before
         }
-        view.store(
+        view.publish(
             View(
                 filter: snapshot.filter, cutoffs: cutoffs, claimOrder: order, keyBlocks: Set(snapshot.keyBlocks.map { Array($0.utf8) }),
-                cursor: RevokeClient.Verdict.Position(snapshot.cursor) ?? .init(milliseconds: 0, sequence: 0)),
-            ordering: .releasing)
-        snapshotsLoaded.wrappingIncrement(ordering: .relaxed)
+                cursor: RevokeClient.Verdict.Position(snapshot.cursor) ?? .init(milliseconds: 0, sequence: 0)))
+        snapshotsLoaded.wrappingAdd(1, ordering: .relaxed)
         snapshots.increment()
         // Not fresh yet: the cache is fresh once its stream from the snapshot's cursor is live.
         lost()
@@ -165,7 +181,7 @@ final class RevocationCache: Sendable {
     /// Applies one event of the log.
     /// - Throws: ``UnreadableEvent`` for an event it cannot read or does not know.
     func apply(type: String, data: [String: JSONValue]?) throws(UnreadableEvent) {
-        guard let current = view.load(ordering: .acquiring), let data else { throw UnreadableEvent(type: type) }
+        guard let current = view.load(), let data else { throw UnreadableEvent(type: type) }
         switch type {
         case "revocation":
             guard case .string(let jti)? = data["jti"] else { throw UnreadableEvent(type: type) }
@@ -178,15 +194,15 @@ final class RevocationCache: Sendable {
             guard case .string(let claim)? = data["claim"], case .string(let value)? = data["value"],
                 case .number(let before)? = data["before"], let seconds = Int64(exactly: before.rounded(.down))
             else { throw UnreadableEvent(type: type) }
-            view.store(current.setting(claim: claim, value: Array(value.utf8), before: seconds), ordering: .releasing)
+            view.publish(current.setting(claim: claim, value: Array(value.utf8), before: seconds))
         case "uncutoff":
             guard case .string(let claim)? = data["claim"], case .string(let value)? = data["value"] else {
                 throw UnreadableEvent(type: type)
             }
-            view.store(current.setting(claim: claim, value: Array(value.utf8), before: nil), ordering: .releasing)
+            view.publish(current.setting(claim: claim, value: Array(value.utf8), before: nil))
         case "keyblock", "unkeyblock":
             guard case .string(let kid)? = data["kid"] else { throw UnreadableEvent(type: type) }
-            view.store(current.setting(kid: Array(kid.utf8), blocked: type == "keyblock"), ordering: .releasing)
+            view.publish(current.setting(kid: Array(kid.utf8), blocked: type == "keyblock"))
         default:
             throw UnreadableEvent(type: type)
         }
@@ -195,8 +211,8 @@ final class RevocationCache: Sendable {
 
     /// The event at `cursor` was applied.
     func advanced(to cursor: String) {
-        guard let current = view.load(ordering: .acquiring), let position = RevokeClient.Verdict.Position(cursor) else { return }
-        view.store(current.at(position), ordering: .releasing)
+        guard let current = view.load(), let position = RevokeClient.Verdict.Position(cursor) else { return }
+        view.publish(current.at(position))
     }
 
     /// The cache is not following the live log (its stream ended, or a snapshot just loaded):
@@ -208,13 +224,14 @@ final class RevocationCache: Sendable {
     /// The live log was heard from: a heartbeat, which the server sends only on a stream that
     /// has caught up with the log.
     func heard() {
-        lastHeard.store(nanoseconds(ContinuousClock.now - origin), ordering: .relaxed)
+        lastHeard.store(nanoseconds(ContinuousClock.now - RevokeClient.Verdict.Heard.origin), ordering: .relaxed)
         fresh.store(true, ordering: .releasing)
     }
 
     /// Marks the cache stale when it has heard nothing for too long; run every so often.
     func judgeFreshness() {
-        let silent = nanoseconds(ContinuousClock.now - origin) - lastHeard.load(ordering: .relaxed)
+        view.reclaim()
+        let silent = nanoseconds(ContinuousClock.now - RevokeClient.Verdict.Heard.origin) - lastHeard.load(ordering: .relaxed)
         staleness.record(Double(silent) / 1e9)
         if fresh.load(ordering: .relaxed) && silent > nanoseconds(configuration.staleness) {
             fresh.store(false, ordering: .releasing)

@@ -5,7 +5,9 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import RevokeCore
+import RevokeSnapshot
 import ServiceLifecycle
+import Synchronization
 
 /// The client verifiers use to ask Revoke whether a token is revoked.
 ///
@@ -99,15 +101,19 @@ public final class RevokeClient: Service, Sendable {
         public var source: Source
         /// For an answer of the cache: when it last heard from the server (an event or a
         /// heartbeat on its live stream), so a caller can judge how fresh "not revoked" is.
-        public var heardAt: ContinuousClock.Instant? { heard.map { $0.origin + .nanoseconds($0.nanoseconds) } }
+        public var heardAt: ContinuousClock.Instant? { heard.map { Heard.origin + .nanoseconds($0.nanoseconds) } }
         /// For an answer of the cache: its position in the server's event log (the last event
         /// applied, or its snapshot's cursor).
         public var cursor: String? { heard.map { "\($0.cursor.milliseconds)-\($0.cursor.sequence)" } }
 
         /// What a cache answer carries of its freshness, kept raw and trivially copyable: the
-        /// instant and the cursor's text are made only when asked, off the hot path.
+        /// instant and the cursor's text are made only when asked, off the hot path. (No
+        /// `ContinuousClock.Instant` in it: the standard library may change that type's layout, so
+        /// a struct holding one is copied through runtime calls, which tripled a lookup's cost.)
         struct Heard: Sendable {
-            var origin: ContinuousClock.Instant
+            /// What ``nanoseconds`` count from: one instant for the whole process.
+            static let origin = ContinuousClock.now
+            /// Nanoseconds on the monotonic clock since ``origin``.
             var nanoseconds: Int64
             var cursor: Position
         }
@@ -129,6 +135,11 @@ public final class RevokeClient: Service, Sendable {
             }
         }
         let heard: Heard?
+
+        /// The cache's "not revoked".
+        init(notRevokedAsOf heard: Heard) {
+            self.init(revoked: false, source: .cache, heard: heard)
+        }
 
         public init(revoked: Bool, reason: Reason? = nil, source: Source) {
             self.init(revoked: revoked, reason: reason, source: source, heard: nil)
@@ -202,7 +213,15 @@ public final class RevokeClient: Service, Sendable {
     /// so that checks it can answer need no network.
     public var isCacheFresh: Bool {
         guard let cache else { return false }
-        return cache.fresh.load(ordering: .acquiring) && cache.view.load(ordering: .acquiring) != nil
+        return cache.fresh.load(ordering: .acquiring) && cache.view.read({ _ in true }) == true
+    }
+
+    /// Loads `snapshot` into the cache and counts it fresh, as if its stream had just gone live:
+    /// for benchmarks that measure lookups against a filter no server holds. `run()` replaces it.
+    @_spi(Benchmarks)
+    public func loadCache(_ snapshot: Snapshot) {
+        cache?.load(snapshot)
+        cache?.heard()
     }
 
     /// How many snapshots the cache has loaded (the first, one per refresh, one per 410).
@@ -210,21 +229,22 @@ public final class RevokeClient: Service, Sendable {
 
     // MARK: - Checks
 
-    /// Whether a token (by its `jti`, `iat` and the claims cutoffs may name) is revoked, from
-    /// the cache when it can answer, else from the server, else by the failure policy. Never
-    /// throws and never waits longer than the request timeout.
     /// The cache's answer, at once and without suspending, when it can give one (fresh, and the
     /// filter says absent, or a cutoff or key block matches); nil when the server must be asked
     /// (then call ``check(_:)``). For hot paths that cannot await.
     public func cachedVerdict(_ query: CheckQuery) -> Verdict? {
-        guard let cache, case .answer(let verdict) = cache.lookup(query, counting: false) else { return nil }
-        return verdict
+        // Through the optional, not `guard let`: a bound copy would cost a retain and a release.
+        cache?.lookup(query, counting: false).verdict
     }
 
+    /// Whether a token (by its `jti`, `iat` and the claims cutoffs may name) is revoked, from
+    /// the cache when it can answer, else from the server, else by the failure policy. Never
+    /// throws and never waits longer than the request timeout.
     public func check(_ query: CheckQuery) async -> Verdict {
         if let cache {
             switch cache.lookup(query) {
-            case .answer(let verdict): return verdict
+            case .notRevoked(let heard): return Verdict(notRevokedAsOf: heard)
+            case .revoked(let verdict): return verdict
             case .askServer(let possibleHit):
                 do {
                     let verdict = try await checkRemotely(query)

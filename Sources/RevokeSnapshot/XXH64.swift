@@ -17,6 +17,11 @@ public enum XXH64 {
     /// The hash of a string's UTF-8 bytes.
     @inlinable
     public static func hash(_ text: String, seed: UInt64 = 0) -> UInt64 {
+        // In place when the string's UTF-8 is contiguous (native strings are): no copy, so no
+        // retain and release of its storage. `withUTF8` would need a mutable copy.
+        if let hash = text.utf8.withContiguousStorageIfAvailable({ hashImplementation(UnsafeRawBufferPointer($0), seed: seed) }) {
+            return hash
+        }
         var text = text
         return text.withUTF8 { hashImplementation(UnsafeRawBufferPointer($0), seed: seed) }
     }
