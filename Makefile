@@ -26,11 +26,14 @@ deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# Creates $(PYENV) with Tests/requirements.txt, only when something is missing.
+# Creates $(PYENV) with Tests/requirements.txt and the Python client (editable, with what its
+# tests and integrations need), only when something is missing.
 pydeps: deps
 	@$(PYTHON) -c 'import jwt, cryptography, compose, schemathesis' >/dev/null 2>&1 || { \
 		python3 -m venv $(PYENV) && \
 		$(PYTHON) -m pip install -q --disable-pip-version-check -r Tests/requirements.txt; }
+	@$(PYTHON) -c 'import revoke_client, httpx, xxhash, flask_jwt_extended, fastapi, hypothesis, pytest' >/dev/null 2>&1 || \
+		$(PYTHON) -m pip install -q --disable-pip-version-check -e './clients/python[test]'
 
 build: deps
 	$(SWIFT) build -c $(CONFIGURATION) --product revoked
@@ -40,9 +43,12 @@ build: deps
 run: build
 	$(SWIFT) run -c $(CONFIGURATION) --skip-build revoked
 
+# The Swift tests, then the Python client's against the revoked just built.
 test: deps pydeps
 	$(SWIFT) build --build-tests
+	$(SWIFT) build --product revoked
 	REVOKE_TEST_PYTHON=$(PYTHON) $(SWIFT) test --skip-build
+	REVOKED_BINARY=$(abspath .build/debug/revoked) $(PYTHON) -m pytest -q -p no:cacheprovider clients/python/tests
 
 # The benchmarks also need wrk and nginx (the HTTP ceiling), installed only when missing, and
 # openssl (HABenchmark's TLS certificates), which deps checks.
@@ -56,7 +62,8 @@ benchdeps: deps
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-bench: benchdeps
+bench: benchdeps pydeps
+	@$(PYTHON) -c 'import redis, hiredis' >/dev/null 2>&1 || $(PYTHON) -m pip install -q --disable-pip-version-check 'redis>=5' 'hiredis>=3'
 	$(SWIFT) build -c release --product RedisBenchmark
 	$(SWIFT) build -c release --product HTTPBenchmark
 	$(SWIFT) build -c release --product ClientBenchmark
@@ -66,6 +73,7 @@ bench: benchdeps
 	$(SWIFT) run -c release --skip-build HTTPBenchmark
 	$(SWIFT) run -c release --skip-build ClientBenchmark
 	$(SWIFT) run -c release --skip-build HABenchmark
+	$(PYTHON) clients/python/bench/bench.py --revoked .build/release/revoked
 
 # libFuzzer on every parser that takes outside bytes, FUZZ_SECONDS each (default 60), from the
 # seeds in Fuzz/corpus; what it learns stays in .build-fuzz/corpus, a crash in .build-fuzz/.
