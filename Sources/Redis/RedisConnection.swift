@@ -245,6 +245,7 @@ struct ReplyWaiter: Sendable {
         self.expected = expected
         self.timeout = timeout
         self.deadline = .now() + timeout
+        if case .batch = caller { received.reserveCapacity(expected) }
     }
 
     var isAbandoned: Bool { caller == nil }
@@ -399,7 +400,11 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             onPush(reply)
             return
         }
-        if inFlight[inFlight.startIndex].take(reply) { inFlight.removeFirst() }
+        // Taken out and put back rather than changed through the subscript: `CircularBuffer`'s
+        // subscript copies the element out and back, so a batch's array of replies would be
+        // shared during the append and copied whole for every reply (quadratic in the batch).
+        var head = inFlight.removeFirst()
+        if !head.take(reply) { inFlight.prepend(head) }
     }
 
     private func armTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
