@@ -27,3 +27,12 @@ function json_headers()
   if os.getenv("REVOKE_VERIFIER_KEY") then headers["Authorization"] = "Bearer " .. os.getenv("REVOKE_VERIFIER_KEY") end
   return headers
 end
+
+-- With DELAY_MS in the environment, each connection waits that long before its next request:
+-- a paced load rather than the most the server takes (make soak). wrk calls delay() only when
+-- the script defines it, and waits whole milliseconds: a fractional DELAY_MS is met on average,
+-- each wait rounded down or up at random.
+if os.getenv("DELAY_MS") then
+  local pause = tonumber(os.getenv("DELAY_MS"))
+  function delay() return math.floor(pause + math.random()) end
+end
