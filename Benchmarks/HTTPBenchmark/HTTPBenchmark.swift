@@ -154,11 +154,7 @@ struct HTTPBenchmark {
             let rssOpen = residentBytes(of: stalled.pid)
             let stalledFlood = try startWrk(
                 script: scripts + "/revoke.lua", port: port2, threads: 1, connections: 4, extra: ["REVOKE_ADMIN_KEY": "bench-admin-key"])
-            var rssMax = rssOpen
-            while !stalledFlood.process.hasExited {
-                rssMax = max(rssMax, residentBytes(of: stalled.pid))
-                try await Task.sleep(for: .milliseconds(200))
-            }
+            let rssMax = max(rssOpen, try await peakResidentBytes(of: stalled.pid, while: stalledFlood))
             let stalledResult = try await stalledFlood.finish("flood")
             let rssAfter = residentBytes(of: stalled.pid)
             memory = Memory(

@@ -57,8 +57,7 @@ struct SoakBenchmark {
                 output: work + "/revocations.txt", environment: ["REVOKE_ADMIN_KEY": adminKey, "DELAY_MS": "50"])
 
             let rssStart = residentBytes(of: revoked.pid)
-            let peak = PeakSampler(pid: revoked.pid)
-            peak.start()
+            var rssPeak = rssStart
             // Each connection sends, waits for the answer, then waits `pause`: about
             // connections / (pause + latency) requests a second, corrected minute by minute.
             var pause = max(0, 1000 * Double(connections) / target - calibration.p50)
@@ -66,10 +65,11 @@ struct SoakBenchmark {
             var remaining = seconds
             while remaining > 0 {
                 let length = min(60, remaining)
-                let result = try await Wrk.start(
+                let run = try Wrk.start(
                     script: scripts + "/check.lua", port: port, connections: connections, seconds: length,
-                    output: work + "/minute-\(minutes.count + 1).txt", environment: ["DELAY_MS": String(format: "%.2f", pause)]
-                ).finish("minute \(minutes.count + 1)")
+                    output: work + "/minute-\(minutes.count + 1).txt", environment: ["DELAY_MS": String(format: "%.2f", pause)])
+                rssPeak = max(rssPeak, try await peakResidentBytes(of: revoked.pid, while: run))
+                let result = try await run.finish("minute \(minutes.count + 1)")
                 minutes.append(Minute(index: minutes.count + 1, pause: pause, result: result, rss: residentBytes(of: revoked.pid)))
                 remaining -= length
                 // The time per request is pause + latency; aim it at connections / target.
@@ -79,7 +79,6 @@ struct SoakBenchmark {
                 }
             }
             let revocationResult = try await revocations.finish("revocations")
-            peak.stop()
             let rssEnd = residentBytes(of: revoked.pid)
             let streamsOpen = open.open
             let streamBytes = open.bytesRead
@@ -99,7 +98,7 @@ struct SoakBenchmark {
             print(String(format: "checks: %.0f/s on average, %.0f%% of the calibration's %.0f (target 80%%)", meanRate, 100 * meanRate / calibration.rps, calibration.rps))
             print(String(format: "revocations: %.1f/s, p99 %.2f ms, %d non-2xx, %d socket errors", revocationResult.rps, revocationResult.p99, revocationResult.non2xx, revocationResult.socketErrors))
             print("event streams: \(streamsOpen) of \(streams) still open at the end, \(mb(streamBytes)) read")
-            print("revoked RSS: \(mb(rssStart)) at the start, \(mb(max(peak.maximum, rssEnd))) at most, \(mb(rssEnd)) at the end")
+            print("revoked RSS: \(mb(rssStart)) at the start, \(mb(max(rssPeak, rssEnd))) at most, \(mb(rssEnd)) at the end")
             failed = errors > 0 || streamsOpen < streams
             print(failed ? "FAIL: \(errors) failed requests, \(streams - streamsOpen) streams dropped" : "PASS: zero errors, every stream open")
         } catch {
@@ -112,34 +111,4 @@ struct SoakBenchmark {
     }
 
     static func mb(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
-}
-
-/// Samples a process's resident memory every second, keeping the largest.
-final class PeakSampler: @unchecked Sendable {
-    private let pid: Int32
-    private let lock = NSLock()
-    private var largest = 0
-    private var running = true
-    private var thread: Thread?
-
-    init(pid: Int32) { self.pid = pid }
-
-    var maximum: Int { lock.withLock { largest } }
-
-    func start() {
-        let thread = Thread { [self] in
-            while lock.withLock({ running }) {
-                let rss = residentBytes(of: pid)
-                lock.withLock { largest = max(largest, rss) }
-                Thread.sleep(forTimeInterval: 1)
-            }
-        }
-        self.thread = thread
-        thread.start()
-    }
-
-    func stop() {
-        lock.withLock { running = false }
-        while thread?.isFinished == false { usleep(10_000) }
-    }
 }

@@ -86,6 +86,16 @@ public func residentBytes(of pid: Int32) -> Int {
     return kilobytes * 1024
 }
 
+/// The largest resident set of `pid` seen while `run` lasts, sampled every 200 ms.
+public func peakResidentBytes(of pid: Int32, while run: Wrk.Run) async throws -> Int {
+    var peak = residentBytes(of: pid)
+    while !run.process.hasExited {
+        peak = max(peak, residentBytes(of: pid))
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    return max(peak, residentBytes(of: pid))
+}
+
 /// The release `revoked` next to the benchmark's own binary, started with `environment` (PATH
 /// added) on a free port, logging to `log`, and ready (`/readyz` 200).
 public func startRevoked(port: Int, environment extra: [String: String], log: String) async throws -> ChildProcess {

@@ -19,7 +19,7 @@ class TokenError(ValueError):
     or a registered claim of the wrong type (RFC 7519 section 4.1)."""
 
 
-_NO_CLAIMS: Mapping[str, str] = MappingProxyType({})
+NO_CLAIMS: Mapping[str, str] = MappingProxyType({})
 
 
 class Query(NamedTuple):
@@ -27,7 +27,7 @@ class Query(NamedTuple):
 
     jti: Optional[str] = None
     iat: Optional[float] = None
-    claims: Mapping[str, str] = _NO_CLAIMS
+    claims: Mapping[str, str] = NO_CLAIMS
     kid: Optional[str] = None
 
     def json(self) -> Dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequ
 
 import httpx
 
-from ._claims import Query, TokenError, query_from_token
+from ._claims import NO_CLAIMS, Query, TokenError, query_from_token
 from ._snapshot import BloomFilter, Snapshot, decode_snapshot
 from ._sse import Comment, Event, EventStreamParser, Oversized
 
@@ -83,7 +83,7 @@ def make_query(
         raise TokenError("claims must map names to strings")
     if kid is not None and not isinstance(kid, str):
         raise TokenError("kid must be a string")
-    return Query(jti, None if iat is None else float(iat), dict(claims) if claims else Query._field_defaults["claims"], kid)
+    return Query(jti, None if iat is None else float(iat), dict(claims) if claims else NO_CLAIMS, kid)
 
 
 def query_of(item: CheckInput) -> Query:
