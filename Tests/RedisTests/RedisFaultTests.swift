@@ -137,13 +137,15 @@ import Testing
     /// fails at its own deadline: it is told before the one ahead of it is answered.
     ///
     /// Judged only on a round where the short command was sent while the slow one still had
-    /// long to run (the times the test observes): on a starved machine the short one may be sent
-    /// only after the slow one was answered, which says nothing. Such a round is run again.
+    /// long to run, and where a 20 ms timer started with it woke before the slow one was
+    /// answered (the times the test observes): on a starved machine the short one may be sent, or
+    /// its deadline's timer run, only after the slow one was answered, which says nothing. Such a
+    /// round is run again.
     @Test func aCommandBehindALongerDeadlineTimesOutAtItsOwn() async throws {
         try await withRedisServer { server in
             try await withRedisClient(server.configuration(commandTimeout: .seconds(30))) { redis in
                 var judged = 0
-                for _ in 0..<5 where judged == 0 {
+                for _ in 0..<10 where judged == 0 {
                     let clock = ContinuousClock()
                     // What each caller saw, and when.
                     let outcomes = await withTaskGroup(of: (String, ContinuousClock.Instant, ContinuousClock.Instant).self) { group in
@@ -155,6 +157,11 @@ import Testing
                         try? await Task.sleep(for: .milliseconds(10))
                         group.addTask {
                             let sent = clock.now
+                            try? await Task.sleep(for: .milliseconds(20))
+                            return ("control woke", sent, clock.now)
+                        }
+                        group.addTask {
+                            let sent = clock.now
                             do {
                                 _ = try await redis.send(RedisCommand("PING"), timeout: .milliseconds(20))
                                 return ("short answered", sent, clock.now)
@@ -164,11 +171,13 @@ import Testing
                         }
                         return await group.reduce(into: [(String, ContinuousClock.Instant, ContinuousClock.Instant)]()) { $0.append($1) }
                     }
-                    guard let slow = outcomes.first(where: { $0.0 == "slow answered" }), let short = outcomes.first(where: { $0.0 != "slow answered" })
+                    guard let slow = outcomes.first(where: { $0.0 == "slow answered" }),
+                        let control = outcomes.first(where: { $0.0 == "control woke" }),
+                        let short = outcomes.first(where: { $0.0.hasPrefix("short") })
                     else { continue }
                     // The slow script runs 300 ms: judge only when the short command was sent with
-                    // more than half of that still to go.
-                    guard slow.2 - short.1 > .milliseconds(150) else { continue }
+                    // more than half of that still to go, and timers ran in time meanwhile.
+                    guard slow.2 - short.1 > .milliseconds(150), control.2 < slow.2 - .milliseconds(50) else { continue }
                     judged += 1
                     #expect(short.0 == "short timed out")
                     #expect(short.2 < slow.2)

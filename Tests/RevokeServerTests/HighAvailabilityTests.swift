@@ -178,7 +178,12 @@ func startTwoRevoked(on deployment: SentinelDeployment) async throws -> RevokedP
             let head = try await resumed.read { $0.contains("\r\n\r\n") }
             if head.hasPrefix("HTTP/1.1 200") {
                 let wanted = Set(jtis)
-                try await resumed.read { text in OpenStream.ended(text) || wanted.isSubset(of: Set(OpenStream.jtis(in: text))) }
+                // Heartbeats come every second: bounded, so that a stream missing some fails here
+                // instead of waiting for them forever.
+                let deadline = ContinuousClock.now + .seconds(60)
+                try await resumed.read { text in
+                    OpenStream.ended(text) || wanted.isSubset(of: Set(OpenStream.jtis(in: text))) || ContinuousClock.now > deadline
+                }
                 #expect(wanted.isSubset(of: Set(resumed.revokedJTIs)), "a stream resumed across the failover missed revocations")
             } else {
                 #expect(head.hasPrefix("HTTP/1.1 410"), "\(head.prefix(200))")
