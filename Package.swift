@@ -136,6 +136,7 @@ let package = Package(
             dependencies: [
                 "Redis", "RedisSupervisor", "Retry", "RevokeCore", "RevokeHTTP", "RevokeStore", "RevokeSnapshot",
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -252,7 +253,10 @@ let package = Package(
         // and the capacity figures of docs/scaling.md.
         .executableTarget(
             name: "HABenchmark",
-            dependencies: ["BenchmarkSupport", "ChildProcess", "LoopbackHTTP", "Redis", "RedisSupervisor", "RedisTestSupport", "RevokeCore", "RevokeStore"],
+            dependencies: [
+                "BenchmarkSupport", "ChildProcess", "LoopbackHTTP", "Redis", "RedisSupervisor", "RedisTestSupport", "RevokeCore", "RevokeSnapshot",
+                "RevokeStore",
+            ],
             path: "Benchmarks/HABenchmark",
             swiftSettings: swiftSettings
         ),

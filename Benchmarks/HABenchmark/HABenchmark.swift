@@ -6,6 +6,7 @@ import Redis
 import RedisSupervisor
 import RedisTestSupport
 import RevokeCore
+import RevokeSnapshot
 import RevokeStore
 import Synchronization
 
@@ -22,7 +23,9 @@ import Glibc
 ///   deployment;
 /// - `POST /v1/check` over TLS to Redis against clear text, same server;
 /// - the capacity figures of docs/scaling.md: writes per second through the store's scripts,
-///   Redis bytes per revocation (log and audit included), a snapshot of a million revocations.
+///   Redis bytes per revocation (log and audit included), a snapshot of a million revocations;
+/// - `GET /v1/snapshot` with ten million live revocations, against the full load from Redis
+///   (the scan every build cost before the snapshot was kept in step with the log).
 @main
 struct HABenchmark {
     static func main() async throws {
@@ -33,6 +36,7 @@ struct HABenchmark {
         let runs = option("--failover-runs", 3)
         let seconds = option("--seconds", 10)
         let revocations = option("--revocations", 1_000_000)
+        let snapshotRevocations = option("--snapshot-revocations", 10_000_000)
         let scripts = FileManager.default.currentDirectoryPath + "/Benchmarks/wrk"
         let work = FileManager.default.temporaryDirectory.appending(path: "revoke-ha-bench-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
@@ -58,6 +62,10 @@ struct HABenchmark {
         print("")
         print("Capacity: \(revocations) revocations through the store's script (64 callers), one redis-server")
         let capacity = try await measureCapacity(work: work + "/capacity", revocations: revocations)
+        print("")
+        print("Snapshots at scale: \(snapshotRevocations) live revocations written straight into one redis-server (the store's layout),")
+        print("then revoked started on it: its first snapshot (one full load), then GET /v1/snapshot after each of 5 new revocations")
+        let scale = try await measureSnapshotAtScale(work: work + "/snapshot", revocations: snapshotRevocations)
 
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
         print("")
@@ -85,6 +93,12 @@ struct HABenchmark {
             "at \(capacity.checkpoint / 1000)k", String(format: "%.0f", capacity.bytesPerRevocationAtCheckpoint))
         row("snapshot of \(capacity.revocations / 1000)k: first GET", String(format: "%.0f ms", capacity.snapshotMilliseconds),
             "bytes", "\(capacity.snapshotBytes)")
+        let scaleName = scale.revocations >= 1_000_000 ? "\(scale.revocations / 1_000_000)M" : "\(scale.revocations / 1000)k"
+        row("snapshot \(scaleName): GET median (<= 200 ms)", String(format: "%.0f ms", scale.servedMedian),
+            "full load at start", String(format: "%.0f ms", scale.loadMilliseconds), String(format: "%.3fx", scale.servedMedian / scale.loadMilliseconds))
+        row("snapshot \(scaleName): GET, slowest of 5", String(format: "%.0f ms", scale.servedMaximum), "bytes", "\(scale.bytes)")
+        row("snapshot \(scaleName): revoked RSS after load", String(format: "%.0f MB", Double(scale.residentBytes) / 1e6),
+            "Redis used_memory", String(format: "%.0f MB", Double(scale.redisBytes) / 1e6), String(format: "%.3fx", Double(scale.residentBytes) / Double(scale.redisBytes)))
         if failovers.contains(where: { $0.lost > 0 }) { throw BenchmarkError("an acknowledged revocation was lost in a failover") }
     }
 
@@ -306,6 +320,125 @@ struct HABenchmark {
             bytesPerRevocationAtCheckpoint: Double(atCheckpoint - before) / Double(checkpoint),
             bytesPerRevocation: Double(after - before) / Double(revocations), snapshotMilliseconds: snapshotMilliseconds,
             snapshotBytes: snapshot.count)
+    }
+}
+
+extension HABenchmark {
+    struct SnapshotAtScale {
+        var revocations: Int
+        var loadMilliseconds: Double
+        var servedMedian: Double
+        var servedMaximum: Double
+        var bytes: Int
+        var residentBytes: Int
+        var redisBytes: Int
+    }
+
+    /// `revocations` live revocations written straight into Redis in the store's layout (a hash
+    /// per `jti` with its fields and a TTL spread over a day: what `POST /v1/revocations` leaves,
+    /// without the log and audit, which a snapshot never reads), then `revoked` started on it.
+    /// Its first snapshot waits for the one full load; each later `GET /v1/snapshot` follows a
+    /// new revocation (`REVOKE_SNAPSHOT_MAX_AGE=0`), so each is encoded anew, and is checked:
+    /// every new `jti` and a sample of the written ones are in its filter.
+    static func measureSnapshotAtScale(work: String, revocations: Int) async throws -> SnapshotAtScale {
+        let redis = try await RedisServerProcess.start(.init(directory: work + "/redis", appendOnly: false))
+        defer { Task { await redis.stop() } }
+        let client = RedisClient(configuration: redis.configuration(commandTimeout: .seconds(60)))
+        let running = Task { try await client.run() }
+        defer { running.cancel() }
+        try await client.waitUntilConnected()
+        let now = Int64(Date().timeIntervalSince1970)
+        func jti(_ index: Int) -> String { "scale-\(index)-0123456789abcdef0123456789" }
+        let seedStart = ContinuousClock.now
+        let batch = 5000
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<4 {
+                group.addTask {
+                    for first in stride(from: worker * batch, to: revocations, by: 4 * batch) {
+                        var commands: [RedisCommand] = []
+                        commands.reserveCapacity(2 * batch)
+                        for index in first..<min(first + batch, revocations) {
+                            let key = Array("revoke:jti:\(jti(index))".utf8)
+                            let ttl = 600 + index % 86_400
+                            commands.append(RedisCommand(arguments: [
+                                Array("HSET".utf8), key, Array("jti".utf8), Array(jti(index).utf8), Array("revoked_at".utf8), Array(String(now).utf8),
+                                Array("expires_at".utf8), Array(String(now + Int64(ttl)).utf8),
+                            ]))
+                            commands.append(RedisCommand(arguments: [Array("EXPIRE".utf8), key, Array(String(ttl).utf8)]))
+                        }
+                        for reply in try await client.send(batch: commands) {
+                            if case .error(let message) = reply { throw BenchmarkError("seeding: \(message)") }
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let info = try await client.send(RedisCommand("INFO", "memory")).string ?? ""
+        let redisBytes = info.split(separator: "\r\n").first { $0.hasPrefix("used_memory:") }.flatMap { Int($0.dropFirst("used_memory:".count)) } ?? 0
+        print(String(format: "  %d revocations written in %.1f s; Redis used_memory %.0f MB", revocations, (ContinuousClock.now - seedStart).seconds, Double(redisBytes) / 1e6))
+
+        let port = try RedisServerProcess.freeLoopbackPort()
+        let started = ContinuousClock.now
+        let revoked = try await startRevoked(
+            port: port,
+            environment: [
+                "REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0", "REVOKE_ADMIN_KEYS": "bench:bench-admin-key",
+                "REVOKE_SNAPSHOT_MAX_AGE": "0",
+            ], log: work + "/revoked.log")
+        defer { Task { await revoked.terminate() } }
+        /// GET /v1/snapshot: its time and decoded body, or nil for a 503 (still loading).
+        func fetch() async throws -> (milliseconds: Double, snapshot: Snapshot, bytes: Int)? {
+            let start = ContinuousClock.now
+            let answer = try await Task.detached {
+                let socket = try LoopbackSocket(port: port, timeout: 300)
+                try socket.write("GET /v1/snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                return try socket.readAll()
+            }.value
+            let milliseconds = (ContinuousClock.now - start).seconds * 1000
+            if answer.starts(with: Array("HTTP/1.1 503".utf8)) { return nil }
+            guard answer.starts(with: Array("HTTP/1.1 200".utf8)),
+                let end = answer.firstRange(of: Array("\r\n\r\n".utf8))
+            else { throw BenchmarkError("GET /v1/snapshot: \(String(decoding: answer.prefix(300), as: UTF8.self))") }
+            let body = Array(answer[end.upperBound...])
+            return (milliseconds, try Snapshot(decoding: body), body.count)
+        }
+        var first = try await fetch()
+        while first == nil {
+            try await Task.sleep(for: .milliseconds(100))
+            first = try await fetch()
+        }
+        let loadMilliseconds = (ContinuousClock.now - started).seconds * 1000
+        guard let loaded = first?.snapshot, loaded.revocations == revocations else {
+            throw BenchmarkError("the first snapshot holds \(first?.snapshot.revocations ?? -1) revocations, not \(revocations)")
+        }
+        let residentBytes = residentBytes(of: revoked.pid)
+        print(String(format: "  first snapshot %.0f ms after revoked started (one full load); revoked RSS %.0f MB", loadMilliseconds, Double(residentBytes) / 1e6))
+
+        var served: [Double] = []
+        var bytes = 0
+        for round in 0..<5 {
+            let answer = try LoopbackSocket.exchange(
+                port: port, method: "POST", path: "/v1/revocations",
+                headers: ["Content-Type": "application/json", "Authorization": "Bearer bench-admin-key"],
+                body: #"{"jti":"scale-new-\#(round)","expires_at":null}"#)
+            guard answer.hasPrefix("HTTP/1.1 201") else { throw BenchmarkError("POST /v1/revocations: \(answer.prefix(200))") }
+            guard let fetched = try await fetch() else { throw BenchmarkError("GET /v1/snapshot answered 503 after the load") }
+            let sample = stride(from: round, to: revocations, by: max(1, revocations / 1000))
+            guard fetched.snapshot.revocations == revocations + round + 1,
+                (0...round).allSatisfy({ fetched.snapshot.filter.mightContain("scale-new-\($0)") }),
+                sample.allSatisfy({ fetched.snapshot.filter.mightContain(jti($0)) })
+            else { throw BenchmarkError("snapshot \(round + 1) does not hold every revocation") }
+            served.append(fetched.milliseconds)
+            bytes = fetched.bytes
+            print(String(format: "  GET /v1/snapshot after revocation %d: %.0f ms, %d bytes", round + 1, fetched.milliseconds, fetched.bytes))
+        }
+        await revoked.terminate()
+        await redis.stop()
+        let sorted = served.sorted()
+        return SnapshotAtScale(
+            revocations: revocations, loadMilliseconds: loadMilliseconds, servedMedian: sorted[sorted.count / 2], servedMaximum: sorted.last!,
+            bytes: bytes, residentBytes: residentBytes, redisBytes: redisBytes)
     }
 }
 

@@ -52,12 +52,14 @@ public func buildApplication(
         logger.warning("no issuer keys configured (REVOKE_HMAC_SECRET, REVOKE_JWKS_FILE, REVOKE_PUBLIC_KEY_FILE): POST /v1/revoke refuses every token")
     }
     let keyring = APIKeyring(admin: configuration.adminKeys, verifier: configuration.verifierKeys)
+    let snapshots = SnapshotKeeper(
+        store: store, falsePositiveRate: configuration.snapshotFalsePositiveRate, maximumAge: .seconds(configuration.snapshotMaximumAge),
+        logger: logger)
+    services.append(snapshots)
     let hub = EventHub(
-        store: store, reader: reader, logger: logger, maximumStreams: configuration.maximumEventStreams,
+        store: store, reader: reader, snapshots: snapshots, logger: logger, maximumStreams: configuration.maximumEventStreams,
         bufferBytes: configuration.streamBufferBytes)
     services.append(hub)
-    let snapshots = SnapshotBuilder(
-        store: store, falsePositiveRate: configuration.snapshotFalsePositiveRate, maximumAge: .seconds(configuration.snapshotMaximumAge))
 
     let metrics = ServerMetrics()
     let router = Router(context: RevokeRequestContext.self)

@@ -13,7 +13,7 @@ import ServiceLifecycle
 /// `GET /v1/snapshot` and `GET /v1/events` (role verifier): what a caching client loads, then
 /// follows.
 struct CacheController: Sendable {
-    let snapshots: SnapshotBuilder
+    let snapshots: SnapshotKeeper
     let hub: EventHub
     let store: RevocationStore
     /// `revoke_event_delivery_seconds`: per write to a stream, the age of its oldest event.

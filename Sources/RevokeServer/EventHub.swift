@@ -164,16 +164,20 @@ final class EventHub: Service, Sendable {
     let bufferBytes: Int
     private let store: RevocationStore
     private let reader: RedisClient
+    private let snapshots: SnapshotKeeper?
     private let logger: Logger
     private let state = Mutex(State())
 
-    /// - Parameter reader: A Redis client of its own: the blocking reads hold its connection.
+    /// - Parameters:
+    ///   - reader: A Redis client of its own: the blocking reads hold its connection.
+    ///   - snapshots: Takes every page of events read, and hears when the hub lost track.
     init(
-        store: RevocationStore, reader: RedisClient, logger: Logger, maximumStreams: Int = 10_000, bufferBytes: Int = 1 << 20,
-        heartbeatInterval: Duration = .seconds(1)
+        store: RevocationStore, reader: RedisClient, snapshots: SnapshotKeeper? = nil, logger: Logger, maximumStreams: Int = 10_000,
+        bufferBytes: Int = 1 << 20, heartbeatInterval: Duration = .seconds(1)
     ) {
         self.store = store
         self.reader = reader
+        self.snapshots = snapshots
         self.logger = logger
         self.maximumStreams = maximumStreams
         self.bufferBytes = bufferBytes
@@ -211,6 +215,7 @@ final class EventHub: Service, Sendable {
                             "the event log no longer holds the hub's position (trimmed, or a failover); ending every stream",
                             metadata: ["position": "\(known)", "log.last": "\(log.lastGenerated)"])
                         endAll()
+                        snapshots?.hubLostTrack()
                     }
                 }
                 state.withLock { state in
@@ -243,6 +248,7 @@ final class EventHub: Service, Sendable {
                                 "the event log lost events after the hub's position before it read them; ending every stream",
                                 metadata: ["position": "\(position)", "next": "\(cursor)"])
                             endAll()
+                            snapshots?.hubLostTrack()
                             state.withLock { state in
                                 state.position = cursor
                                 state.following = true
@@ -250,6 +256,7 @@ final class EventHub: Service, Sendable {
                             position = cursor
                             continue
                         }
+                        snapshots?.offer(from: position, events)
                         position = cursor
                         broadcast(events, position: position)
                         lastSent = .now

@@ -5,18 +5,18 @@ import RevokeHTTP
 import RevokeStore
 
 /// `GET /v1/status` (role admin): what an operator asks first. Is Redis there and persisting,
-/// and how much is revoked. The counts come from the snapshot, so they are at most
-/// `REVOKE_SNAPSHOT_MAX_AGE` old and cost one scan of Redis per that period, however often asked.
+/// and how much is revoked. The counts come from the state the snapshot is served from (kept in
+/// step with the event log), as of the request: no scan of Redis.
 struct StatusController: Sendable {
     let store: RevocationStore
-    let snapshots: SnapshotBuilder
+    let snapshots: SnapshotKeeper
     let namespace: String
 
     func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
         let admin = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .admin))
         admin.get("/v1/status") { _, _ -> Response in
             let info = try await store.serverInfo()
-            let built = try await snapshots.snapshot()
+            let counts = try await snapshots.counts()
             let redisStatus: [String: JSONValue] = [
                 "version": .string(info["redis_version"] ?? "unknown"),
                 "role": .string(info["role"] ?? "unknown"),
@@ -27,10 +27,10 @@ struct StatusController: Sendable {
             return jsonResponse(.object([
                 "ready": .bool(true),
                 "namespace": .string(namespace),
-                "revocations": .number(Double(built.revocations)),
-                "cutoffs": .number(Double(built.cutoffs)),
-                "cursor": .string(built.cursor.description),
-                "counted_seconds_ago": .number((Double((ContinuousClock.now - built.builtAt).components.seconds))),
+                "revocations": .number(Double(counts.revocations)),
+                "cutoffs": .number(Double(counts.cutoffs)),
+                "cursor": .string(counts.cursor.description),
+                "counted_seconds_ago": .number(0),
                 "redis": .object(redisStatus),
             ]))
         }

@@ -40,7 +40,7 @@ public final class RevocationStore: Sendable {
     let redis: any RedisCommandSender
     /// Where writes go: ``redis`` itself, or a connection of their own when they `WAIT`.
     private let writer: any RedisCommandSender
-    private let now: @Sendable () -> Double
+    let now: @Sendable () -> Double
 
     /// - Parameters:
     ///   - redis: Where the data lives.
@@ -70,6 +70,9 @@ public final class RevocationStore: Sendable {
 
     /// The current time, whole seconds.
     public var currentTime: Int64 { Int64(now().rounded(.down)) }
+
+    /// The current time, Unix milliseconds.
+    public var currentTimeMilliseconds: Int64 { Int64((now() * 1000).rounded(.down)) }
 
     /// Runs a write script; with replicas required, acknowledged only once `WAIT` confirmed them.
     private func write(_ script: RedisScript, keys: [[UInt8]], arguments: [[UInt8]]) async throws -> RedisValue {

@@ -1,51 +1,71 @@
 import Redis
 import RevokeCore
 
-/// What a snapshot is built from: every live revocation and cutoff, and every blocked key, read
-/// with `SCAN` (Redis expires the rest).
+/// What a snapshot is loaded from when nothing is known yet: every live revocation (with when
+/// Redis expires it), cutoff and blocked key, in one `SCAN` of the namespace's hashes.
 extension RevocationStore {
-    /// Every revoked `jti` that is live now, in batches, by `SCAN` over `N:jti:*` (the
-    /// namespace's glob characters escaped): Redis expires the others.
-    public func forEachRevokedJTI(batch: Int = 5000, _ body: ([String]) throws -> Void) async throws {
-        try await translatingRedisErrors {
-            let prefix = Array("\(keys.namespace):jti:".utf8)
-            try await scan(pattern: Self.globEscaped(prefix) + Array("*".utf8), batch: batch) { keys in
-                try body(keys.map { String(decoding: $0[prefix.count...], as: UTF8.self) })
-            }
-        }
+    /// One page of the scan.
+    public struct ScannedRecords: Sendable {
+        /// Revoked `jti`s (their UTF-8 bytes) and when Redis expires each, in Unix milliseconds
+        /// of the store's clock (nil: never).
+        public var revocations: [(jti: [UInt8], expiresAtMilliseconds: Int64?)] = []
+        public var cutoffs: [CutoffRecord] = []
+        /// The blocked keys' `kid`s.
+        public var keyBlocks: [String] = []
     }
 
-    /// Every live cutoff.
-    public func allCutoffs() async throws -> [CutoffRecord] {
+    /// Every live record, a page at a time, from one `SCAN` over `N:*` hashes (the namespace's
+    /// glob characters escaped): each page's revocations get their `PTTL`s and its cutoffs
+    /// their fields in one pipelined batch. Redis has expired the dead ones; a key removed
+    /// between the scan and its batch is left out.
+    ///
+    /// Its cost grows with the whole keyspace: `revoked` runs it when it starts following the
+    /// log, and again only when it could no longer follow it without a gap.
+    public func scanSnapshotRecords(batch: Int = 5000, _ body: (ScannedRecords) throws -> Void) async throws {
         try await translatingRedisErrors {
-            let prefix = Array("\(keys.namespace):cut:".utf8)
-            var found: [[UInt8]] = []
-            try await scan(pattern: Self.globEscaped(prefix) + Array("*".utf8), batch: 1000) { found += $0 }
-            var records: [CutoffRecord] = []
-            for chunk in stride(from: 0, to: found.count, by: 1000) {
-                let keys = found[chunk..<min(chunk + 1000, found.count)]
-                let replies = try await redis.send(batch: keys.map { RedisCommand(arguments: [Array("HGETALL".utf8), $0]) })
-                for reply in replies {
-                    if let record = cutoffRecord(try Self.hash(reply)) { records.append(record) }
+            let namespace = Array("\(keys.namespace):".utf8)
+            let jtiPrefix = namespace + Array("jti:".utf8)
+            let cutoffPrefix = namespace + Array("cut:".utf8)
+            let kidPrefix = namespace + Array("kid:".utf8)
+            try await scan(pattern: Self.globEscaped(namespace) + Array("*".utf8), batch: batch) { found in
+                var page = ScannedRecords()
+                var revoked: [[UInt8]] = []
+                var cutoffKeys: [[UInt8]] = []
+                for key in found {
+                    if key.starts(with: jtiPrefix) {
+                        revoked.append(key)
+                    } else if key.starts(with: cutoffPrefix) {
+                        cutoffKeys.append(key)
+                    } else if key.starts(with: kidPrefix) {
+                        page.keyBlocks.append(String(decoding: key[kidPrefix.count...], as: UTF8.self))
+                    }
                 }
+                let commands =
+                    revoked.map { RedisCommand(arguments: [Array("PTTL".utf8), $0]) }
+                    + cutoffKeys.map { RedisCommand(arguments: [Array("HGETALL".utf8), $0]) }
+                guard !commands.isEmpty else { return page }
+                let readAt = Int64((now() * 1000).rounded(.down))
+                let replies = try await redis.send(batch: commands)
+                for (key, reply) in zip(revoked, replies) {
+                    if case .error(let message) = reply { throw RedisError(.commandFailed, message) }
+                    guard let milliseconds = reply.integer, milliseconds != -2 else { continue }  // -2: gone since
+                    page.revocations.append((Array(key[jtiPrefix.count...]), milliseconds == -1 ? nil : readAt + milliseconds))
+                }
+                for reply in replies[revoked.count...] {
+                    if let record = cutoffRecord(try Self.hash(reply)) { page.cutoffs.append(record) }
+                }
+                return page
+            } _: { page in
+                try body(page)
             }
-            return records
         }
     }
 
-    /// Every blocked key's `kid`.
-    public func allBlockedKeys() async throws -> [String] {
-        try await translatingRedisErrors {
-            let prefix = Array("\(keys.namespace):kid:".utf8)
-            var found: [String] = []
-            try await scan(pattern: Self.globEscaped(prefix) + Array("*".utf8), batch: 1000) { keys in
-                found += keys.map { String(decoding: $0[prefix.count...], as: UTF8.self) }
-            }
-            return found.sorted()
-        }
-    }
-
-    private func scan(pattern: [UInt8], batch: Int, _ body: ([[UInt8]]) throws -> Void) async throws {
+    /// `SCAN` of hashes matching `pattern`; each page of keys goes through `read` (which may ask
+    /// Redis more), then its result to `body`.
+    private func scan<Page>(
+        pattern: [UInt8], batch: Int, _ read: ([[UInt8]]) async throws -> Page, _ body: (Page) throws -> Void
+    ) async throws {
         var cursor: [UInt8] = Array("0".utf8)
         repeat {
             let reply = try await redis.send(
@@ -57,7 +77,7 @@ extension RevocationStore {
             guard case .array(let parts) = reply, parts.count == 2, let next = parts[0].bytes, case .array(let items) = parts[1] else {
                 throw RedisError(.unexpectedReply, "SCAN did not return [cursor, keys]")
             }
-            try body(items.compactMap(\.bytes))
+            try body(try await read(items.compactMap(\.bytes)))
             cursor = next
         } while cursor != Array("0".utf8)
     }

@@ -47,8 +47,9 @@ struct Status: AsyncParsableCommand {
                     if redis["last_save_ok"] == .bool(false) { rows.append(["warning", "Redis' last background save failed"]) }
                 }
                 if let revocations = object["revocations"], let cutoffs = object["cutoffs"] {
+                    // A server that counts as of the request says 0; an older one counted a while ago.
                     let age = object["counted_seconds_ago"].map { Terminal.text($0, name: "age") } ?? "0"
-                    rows.append(["revoked jtis", "\(Terminal.text(revocations, name: "count")) (counted \(age) s ago)"])
+                    rows.append(["revoked jtis", Terminal.text(revocations, name: "count") + (age == "0" ? "" : " (counted \(age) s ago)")])
                     rows.append(["cutoffs", Terminal.text(cutoffs, name: "count")])
                 } else if isReady {
                     rows.append(["counts", "set REVOKE_ADMIN_KEY to see them"])

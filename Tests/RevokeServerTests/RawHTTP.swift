@@ -41,6 +41,17 @@ enum RawHTTP {
         return try await request(port: port, method: method, path: path, headers: headers, body: json)
     }
 
+    /// `GET path` again while it answers 503 (an instance not following the log yet, or again),
+    /// for up to a minute; the first other answer, or the last 503.
+    static func requestUntilNot503(port: Int, path: String) async throws -> String {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            let answer = try await request(port: port, path: path)
+            if !answer.hasPrefix("HTTP/1.1 503") || ContinuousClock.now >= deadline { return answer }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
     /// Sends one request with `Connection: close` and returns the whole answer.
     static func request(port: Int, method: String, path: String, headers: [String: String], body: String?) async throws -> String {
         try await onThread { try LoopbackSocket.exchange(port: port, method: method, path: path, headers: headers, body: body) }

@@ -1,0 +1,298 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Retry
+import RevokeCore
+import RevokeSnapshot
+import RevokeStore
+import ServiceLifecycle
+import Synchronization
+
+/// Keeps what `GET /v1/snapshot` serves in step with the event log, so that serving one costs a
+/// copy and an encoding of the filter, never a scan of Redis.
+///
+/// It loads everything once with one `SCAN` (``RevocationStore/scanSnapshotRecords(batch:_:)``),
+/// reading the log's position first; from then on it applies every event the ``EventHub``
+/// reads, in log order. Never a gap: each page the hub reads comes with the position it was read
+/// after, and when that is past the keeper's (a page it dropped while busy, or the hub started
+/// later), the keeper reads the missing events from the log itself. When the log no longer
+/// holds them (trimmed, or a failover to another log), or the hub lost track of the log, or an
+/// event cannot be read, it loads everything again.
+///
+/// Expired `jti`s leave the filter when a quarter of what it holds is dead, or when it took more
+/// than it was sized for: a new filter is built from the hashes in memory
+/// (``SnapshotState/rebuilt(now:)``), off the event loops.
+actor SnapshotKeeper: Service {
+    struct Built: Sendable {
+        var bytes: ByteBuffer
+        /// The state's ``SnapshotKeeper/generation`` it was encoded from.
+        var generation: Int
+        var cursor: EventCursor
+        var builtAt: ContinuousClock.Instant
+        /// Live revoked `jti`s and live cutoffs in it.
+        var revocations: Int
+        var cutoffs: Int
+    }
+
+    /// What the keeper works through, one at a time.
+    enum Input: Sendable {
+        /// Events the hub read after `from`, oldest first.
+        case events(from: EventCursor, [StoreEvent])
+        /// Time passes: expiry, rebuilding, catching up, loading again after a failure.
+        case tick
+    }
+
+    private let store: RevocationStore
+    private let falsePositiveRate: Double
+    private let maximumAge: Duration
+    private let logger: Logger
+    private let inputs: AsyncStream<Input>
+    private let continuation: AsyncStream<Input>.Continuation
+    /// Set when the hub lost track of the log (every stream ended): the state must be loaded
+    /// again. Counted, so that no report is lost however busy the keeper is.
+    private let lostTrack = Atomic(0)
+    /// Set when a page of events was dropped: the keeper reads the log up to its end.
+    private let dropped = Atomic(false)
+
+    private var state: SnapshotState?
+    /// `lostTrack` when the state was loaded.
+    private var loadedAt = 0
+    private var loadFailure: (any Error)?
+    /// A request found that the log no longer holds everything after the state's cursor.
+    private var loadRequested = false
+    private var nextLoad = ContinuousClock.now
+    private var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+    private var current: Built?
+    /// Counts the state's changes (events, loads, rebuilds): a built snapshot of the same
+    /// generation needs no new encoding.
+    private var generation = 0
+    private var encoding: Task<Built, any Error>?
+    /// Full loads so far.
+    private(set) var loads = 0
+
+    init(store: RevocationStore, falsePositiveRate: Double, maximumAge: Duration, logger: Logger) {
+        self.store = store
+        self.falsePositiveRate = falsePositiveRate
+        self.maximumAge = maximumAge
+        self.logger = logger
+        // A page the keeper has no room for is dropped; the next one shows the gap, which the
+        // keeper reads from the log (`dropped` covers the last one).
+        (inputs, continuation) = AsyncStream.makeStream(of: Input.self, bufferingPolicy: .bufferingNewest(64))
+    }
+
+    // MARK: - From the hub
+
+    /// The hub read `events` after `from`.
+    nonisolated func offer(from: EventCursor, _ events: [StoreEvent]) {
+        if case .dropped = continuation.yield(.events(from: from, events)) { dropped.store(true, ordering: .releasing) }
+    }
+
+    /// The hub can no longer vouch for what it read (it skipped a gap, or the log changed under
+    /// it): load everything again.
+    nonisolated func hubLostTrack() {
+        lostTrack.add(1, ordering: .releasing)
+        continuation.yield(.tick)
+    }
+
+    // MARK: - Running
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                let continuation = self.continuation
+                group.addTask {
+                    continuation.yield(.tick)
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(1))
+                        continuation.yield(.tick)
+                    }
+                }
+                for await input in self.inputs {
+                    if Task.isCancelled { break }
+                    await self.handle(input)
+                }
+                group.cancelAll()
+            }
+        }
+        continuation.finish()
+    }
+
+    private func handle(_ input: Input) async {
+        do {
+            if state == nil || lostTrack.load(ordering: .acquiring) != loadedAt || state?.needsLoad == true || loadRequested {
+                guard ContinuousClock.now >= nextLoad else { return }
+                try await load()
+            }
+            switch input {
+            case .events(let from, let events):
+                try await catchUp(through: from)
+                try apply(events)
+            case .tick:
+                if dropped.exchange(false, ordering: .acquiring) { try await catchUp(through: store.lastEventCursor()) }
+                try await rebuildIfDue()
+            }
+        } catch {
+            // Whatever the state missed, it must not be served: load again (after a pause when
+            // Redis is what failed).
+            if state != nil { logger.warning("the snapshot lost step with the event log; loading it again", metadata: ["error": "\(error)"]) }
+            state = nil
+            if !(error is SnapshotState.UnreadableEvent) && !(error is LostStep) {
+                loadFailure = error
+                nextLoad = .now + backoff.next()
+            }
+        }
+    }
+
+    /// The log no longer holds what the state needs next.
+    private struct LostStep: Error {}
+
+    /// Loads everything from Redis: the log's position first, then one scan, so whatever
+    /// changes during the scan comes after the position and is applied from the events.
+    private func load() async throws {
+        let marker = lostTrack.load(ordering: .acquiring)
+        let started = ContinuousClock.now
+        state = nil
+        var loaded = SnapshotState(cursor: try await store.lastEventCursor(), falsePositiveRate: falsePositiveRate, policy: store.policy)
+        try await store.scanSnapshotRecords { page in
+            for (jti, expiresAt) in page.revocations {
+                // Whole seconds, rounded up: never before Redis lets the key go.
+                let seconds = expiresAt.map { $0 / 1000 + ($0 % 1000 > 0 ? 1 : 0) }
+                loaded.hold(hash: jti.withUnsafeBytes { XXH64.hash($0) }, expiresAt: seconds)
+            }
+            for cutoff in page.cutoffs { loaded.setCutoff(cutoff) }
+            for kid in page.keyBlocks { loaded.blockKey(kid) }
+        }
+        let now = store.currentTime
+        loaded = try await Self.offload { [loaded] in loaded.rebuilt(now: now) }
+        state = loaded
+        loadRequested = false
+        generation += 1
+        loadedAt = marker
+        loadFailure = nil
+        backoff.reset()
+        loads += 1
+        logger.info(
+            "snapshot loaded from Redis",
+            metadata: [
+                "revocations": "\(loaded.entries)", "cursor": "\(loaded.cursor)",
+                "milliseconds": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))",
+            ])
+    }
+
+    /// Reads from the log whatever lies between the state's cursor and `position`.
+    private func catchUp(through position: EventCursor) async throws {
+        while let cursor = state?.cursor, cursor < position {
+            let page = try await store.events(after: cursor, count: EventHub.pageSize)
+            // Complete only if nothing after the cursor was removed before the page was read.
+            if try await store.isGone(after: cursor) { throw LostStep() }
+            if page.isEmpty { return }
+            try apply(page)
+        }
+    }
+
+    /// Applies the events after the state's cursor.
+    private func apply(_ events: [StoreEvent]) throws {
+        guard var updated = state else { return }
+        state = nil
+        for event in events {
+            guard let id = EventCursor(event.id) else { throw SnapshotState.UnreadableEvent(type: event.type, id: event.id) }
+            if id <= updated.cursor { continue }
+            do {
+                try updated.apply(event)
+            } catch {
+                logger.warning("an event could not be applied to the snapshot; loading it again", metadata: ["error": "\(error)"])
+                throw error
+            }
+        }
+        state = updated
+        generation += 1
+    }
+
+    private func rebuildIfDue() async throws {
+        let now = store.currentTime
+        guard let held = state, held.needsRebuild(now: now) else { return }
+        let rebuilt = try await Self.offload { held.rebuilt(now: now) }
+        // Nothing changed the state meanwhile: only this task changes it.
+        state = rebuilt
+        generation += 1
+    }
+
+    /// CPU work that grows with the number of revocations, on NIO's thread pool: never on an
+    /// event loop, and not holding a thread of Swift's cooperative pool.
+    private static func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(work)
+    }
+
+    // MARK: - Serving
+
+    /// The snapshot to serve: it holds every change acknowledged before the request (the keeper
+    /// first applies the log up to its end as the request found it), unless one younger than
+    /// `maximumAge` was built, whose cursor the log still holds.
+    func snapshot() async throws -> Built {
+        let log = try await store.eventLogState()
+        if let current, ContinuousClock.now - current.builtAt < maximumAge, log.holdsEverything(after: current.cursor) {
+            return current
+        }
+        if let encoding { return try await encoding.value }
+        // Events after the state's cursor were removed before the hub read them (an operator's
+        // trim, say, with nothing written since for the hub to notice): load again.
+        if let state, !log.holdsEverything(after: state.cursor) { loadRequested = true }
+        try await waitUntilApplied(through: log.lastGenerated)
+        guard let state else { throw StoreError(.unavailable, "the snapshot is being loaded again") }
+        if let current, current.generation == generation, log.holdsEverything(after: current.cursor) { return current }
+        let now = store.currentTime
+        let snapshot = state.snapshot(now: now, claimOrder: store.cutoffClaims)
+        let cursor = state.cursor
+        let cutoffs = snapshot.cutoffs.count
+        let generation = self.generation
+        let task = Task { () async throws -> Built in
+            let bytes = try await Self.offload { ByteBuffer(bytes: snapshot.encoded()) }
+            return Built(
+                bytes: bytes, generation: generation, cursor: cursor, builtAt: .now, revocations: snapshot.revocations, cutoffs: cutoffs)
+        }
+        encoding = task
+        defer { encoding = nil }
+        let built = try await task.value
+        // A snapshot always resumes: the log must still hold its cursor once it is built.
+        if try await store.isGone(after: built.cursor) {
+            throw StoreError(.unavailable, "the event log was trimmed past the snapshot while it was encoded")
+        }
+        current = built
+        return built
+    }
+
+    /// Waits until the state holds every event up to `position`. Redis answered the request just
+    /// before, so a load that failed is tried again at once; a state that is still being loaded
+    /// or a log that cannot be followed makes the wait fail after a while (503).
+    private func waitUntilApplied(through position: EventCursor) async throws {
+        let deadline = ContinuousClock.now + Self.applyTimeout
+        var asked = false
+        while true {
+            if let state, state.cursor >= position, !loadRequested, lostTrack.load(ordering: .acquiring) == loadedAt { return }
+            guard ContinuousClock.now < deadline else {
+                throw loadFailure ?? StoreError(.unavailable, "the snapshot has not caught up with the event log")
+            }
+            if !asked {
+                // Ask the keeper to look now rather than at its next tick.
+                if state == nil || loadRequested { nextLoad = .now }
+                continuation.yield(.tick)
+                asked = true
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    /// How long a request waits for the keeper to reach the log's end: a load of ten million
+    /// revocations takes longer than that, and its first requests answer 503 with a retry.
+    static let applyTimeout: Duration = .seconds(30)
+
+    /// What `GET /v1/status` counts: live revocations and cutoffs now, and the position.
+    func counts() async throws -> (revocations: Int, cutoffs: Int, cursor: EventCursor) {
+        let log = try await store.eventLogState()
+        if let state, !log.holdsEverything(after: state.cursor) { loadRequested = true }
+        try await waitUntilApplied(through: log.lastGenerated)
+        guard let state else { throw StoreError(.unavailable, "the snapshot is being loaded again") }
+        let now = store.currentTime
+        return (state.live(now: now), state.liveCutoffs(now: now), state.cursor)
+    }
+}

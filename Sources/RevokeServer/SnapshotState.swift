@@ -1,0 +1,265 @@
+import RevokeCore
+import RevokeSnapshot
+import RevokeStore
+
+/// Everything a snapshot holds, at one position of the event log: the revoked `jti`s (their
+/// hashes, by when Redis expires them), the Bloom filter built from them, every cutoff and every
+/// blocked key. Loaded once from Redis, then changed by each event in log order.
+///
+/// The filter only gains bits between rebuilds: a `jti` that expires or is unrevoked stays in it
+/// (a "maybe" the server answers) until ``rebuilt(now:)`` builds a new one from the hashes still
+/// live. An unrevoked `jti` is never taken out by its hash (two `jti`s may share one, and the
+/// other must stay refused): it leaves when it expires, or at the next load from Redis
+/// (``needsLoad``).
+struct SnapshotState: Sendable {
+    /// The hashes of revoked `jti`s whose Redis key expires within one minute, each with its
+    /// second within that minute: 9 bytes per revocation.
+    struct Minute: Sendable {
+        var hashes: [UInt64] = []
+        var seconds: [UInt8] = []
+    }
+
+    /// A cutoff's claim and value, by their UTF-8 bytes (as Redis keys them: Swift's `String`
+    /// equality would take "é" composed and decomposed for one value, and they are two users).
+    struct CutoffKey: Hashable, Sendable {
+        var claim: [UInt8]
+        var value: [UInt8]
+    }
+
+    /// Why an event cannot be applied: the state must be loaded again, never skip it.
+    struct UnreadableEvent: Error, CustomStringConvertible {
+        var type: String
+        var id: String
+        var description: String { "the event \(id) of type \(type.debugDescription) could not be read" }
+    }
+
+    /// Minutes (Unix seconds / 60) → the revocations that expire in them.
+    private(set) var minutes: [Int64: Minute] = [:]
+    /// Revocations without expiry.
+    private(set) var permanent: [UInt64] = []
+    /// Revocations held (expired ones included, until a rebuild drops them).
+    private(set) var entries = 0
+    /// The hashes of unrevoked `jti`s that may still be held (not counted as live).
+    private(set) var unrevoked: Set<UInt64> = []
+    private(set) var cutoffs: [CutoffKey: CutoffRecord] = [:]
+    private(set) var keyBlocks: Set<[UInt8]> = []
+    /// The last event applied (or where the load read the log).
+    var cursor: EventCursor
+
+    /// Every hash held went into this filter.
+    private(set) var filter: BloomFilter
+    /// The number of hashes the filter was sized for, and how many went into it.
+    private(set) var capacity: Int
+    private(set) var inFilter = 0
+
+    let falsePositiveRate: Double
+    let policy: RevocationPolicy
+
+    init(cursor: EventCursor, falsePositiveRate: Double, policy: RevocationPolicy) {
+        self.cursor = cursor
+        self.falsePositiveRate = falsePositiveRate
+        self.policy = policy
+        self.capacity = Self.capacity(for: 0)
+        self.filter = BloomFilter(capacity: capacity, falsePositiveRate: falsePositiveRate)
+    }
+
+    /// Room for a quarter more than `live`, which clients add from the events until their next
+    /// snapshot, and which this state takes before it needs a larger filter.
+    static func capacity(for live: Int) -> Int { live + live / 4 + 1024 }
+
+    // MARK: - Changes
+
+    /// Holds a revoked `jti`'s hash until `expiresAt` (Unix seconds; nil: forever), and adds it
+    /// to the filter.
+    mutating func revoke(hash: UInt64, expiresAt: Int64?) {
+        hold(hash: hash, expiresAt: expiresAt)
+        filter.insert(hash: hash)
+        inFilter += 1
+    }
+
+    /// Holds a revoked `jti`'s hash without adding it to the filter: for a load, whose filter
+    /// ``rebuilt(now:)`` builds once everything is held.
+    mutating func hold(hash: UInt64, expiresAt: Int64?) {
+        if let expiresAt {
+            let (minute, second) = Self.minute(of: expiresAt)
+            minutes[minute, default: Minute()].hashes.append(hash)
+            minutes[minute, default: Minute()].seconds.append(second)
+        } else {
+            permanent.append(hash)
+        }
+        entries += 1
+    }
+
+    /// The minute a Unix second falls in, and the second within it.
+    static func minute(of seconds: Int64) -> (minute: Int64, second: UInt8) {
+        let (quotient, remainder) = seconds.quotientAndRemainder(dividingBy: 60)
+        return remainder < 0 ? (quotient - 1, UInt8(remainder + 60)) : (quotient, UInt8(remainder))
+    }
+
+    mutating func setCutoff(_ record: CutoffRecord) {
+        cutoffs[CutoffKey(claim: Array(record.claim.utf8), value: Array(record.value.utf8))] = record
+    }
+
+    mutating func blockKey(_ kid: String) {
+        keyBlocks.insert(Array(kid.utf8))
+    }
+
+    /// Applies one event of the log (after ``cursor``) and moves the cursor to it.
+    /// - Throws: ``UnreadableEvent`` for an event it cannot read or does not know.
+    mutating func apply(_ event: StoreEvent) throws(UnreadableEvent) {
+        guard let id = EventCursor(event.id), case .object(let data)? = try? JSONValue(parsing: event.data) else {
+            throw UnreadableEvent(type: event.type, id: event.id)
+        }
+        let unreadable = UnreadableEvent(type: event.type, id: event.id)
+        switch event.type {
+        case "revocation":
+            guard case .string(let jti)? = data["jti"] else { throw unreadable }
+            let hash = XXH64.hash(jti)
+            switch data["expires_at"] {
+            case .null?, nil: revoke(hash: hash, expiresAt: nil)
+            case .number(let expiresAt)?: revoke(hash: hash, expiresAt: redisExpiry(of: expiresAt))
+            default: throw unreadable
+            }
+            unrevoked.remove(hash)
+        case "unrevocation":
+            guard case .string(let jti)? = data["jti"] else { throw unreadable }
+            unrevoked.insert(XXH64.hash(jti))
+        case "cutoff":
+            guard case .string(let claim)? = data["claim"], case .string(let value)? = data["value"],
+                case .number(let beforeNumber)? = data["before"], let before = Int64(exactly: beforeNumber.rounded(.down))
+            else { throw unreadable }
+            var expiresAt = policy.cutoffExpiry(before: before)
+            if case .number(let number)? = data["expires_at"], let exact = Int64(exactly: number.rounded(.down)) { expiresAt = exact }
+            var createdAt = before
+            if case .number(let number)? = data["created_at"], let exact = Int64(exactly: number.rounded(.down)) { createdAt = exact }
+            var reason: String?
+            if case .string(let text)? = data["reason"] { reason = text }
+            setCutoff(CutoffRecord(claim: claim, value: value, before: before, expiresAt: expiresAt, createdAt: createdAt, reason: reason))
+        case "uncutoff":
+            guard case .string(let claim)? = data["claim"], case .string(let value)? = data["value"] else { throw unreadable }
+            cutoffs[CutoffKey(claim: Array(claim.utf8), value: Array(value.utf8))] = nil
+        case "keyblock", "unkeyblock":
+            guard case .string(let kid)? = data["kid"] else { throw unreadable }
+            if event.type == "keyblock" { keyBlocks.insert(Array(kid.utf8)) } else { keyBlocks.remove(Array(kid.utf8)) }
+        default:
+            throw unreadable
+        }
+        cursor = id
+    }
+
+    /// The second from which Redis no longer holds a revocation of a token expiring at
+    /// `expiresAt`: its TTL runs to `exp + skew`, rounded up to a whole second after the write,
+    /// so one more second is never early. Nil when Redis keeps it forever.
+    private func redisExpiry(of expiresAt: Double) -> Int64? {
+        // Beyond a few centuries Redis keeps it forever (``RevocationPolicy``); so does this.
+        guard expiresAt.isFinite, expiresAt < 9e12 else { return nil }
+        return Int64(max(expiresAt, -9e12).rounded(.up)) + policy.clockSkew + 1
+    }
+
+    // MARK: - Expiry and rebuilding
+
+    /// Revocations held that Redis has expired by `now` (Unix seconds).
+    func expired(now: Int64) -> Int {
+        let (currentMinute, second) = Self.minute(of: now)
+        var count = 0
+        for (minute, held) in minutes where minute <= currentMinute {
+            if minute < currentMinute {
+                count += held.hashes.count
+            } else {
+                count += held.seconds.reduce(0) { $0 + ($1 <= second ? 1 : 0) }
+            }
+        }
+        return count
+    }
+
+    /// Live revocations: those held, less the expired ones and the unrevoked ones (which may
+    /// count twice if they expired too, until the next rebuild; never below zero).
+    func live(now: Int64) -> Int { max(0, entries - expired(now: now) - unrevoked.count) }
+
+    /// Whether a new filter is due: this one took more than it was sized for (its
+    /// false-positive rate would climb), or a quarter of what it holds has expired.
+    func needsRebuild(now: Int64) -> Bool {
+        if inFilter > capacity { return true }
+        let dead = expired(now: now)
+        return dead > 0 && dead * 4 >= max(inFilter, 1)
+    }
+
+    /// Whether so many unrevoked `jti`s are held (which only a load from Redis drops) that
+    /// loading again is worth its scan: a quarter of what is held, and at least 1024.
+    var needsLoad: Bool { unrevoked.count >= max(1024, entries / 4) }
+
+    /// The same state without what expired by `now`, with a filter sized and filled anew. Its
+    /// cost grows with what is held, from memory (no Redis): run it off the event loops.
+    func rebuilt(now: Int64) -> SnapshotState {
+        var next = self
+        let (currentMinute, second) = Self.minute(of: now)
+        var kept: [Int64: Minute] = [:]
+        var count = permanent.count
+        // The unrevoked hashes still held, once the expired ones are gone.
+        var stillUnrevoked: Set<UInt64> = []
+        func note(_ hashes: [UInt64]) {
+            guard !unrevoked.isEmpty else { return }
+            for hash in hashes where unrevoked.contains(hash) { stillUnrevoked.insert(hash) }
+        }
+        note(permanent)
+        for (minute, held) in minutes where minute >= currentMinute {
+            if minute > currentMinute {
+                kept[minute] = held
+                count += held.hashes.count
+                note(held.hashes)
+                continue
+            }
+            var live = Minute()
+            for (hash, expires) in zip(held.hashes, held.seconds) where expires > second {
+                live.hashes.append(hash)
+                live.seconds.append(expires)
+            }
+            if !live.hashes.isEmpty { kept[minute] = live }
+            count += live.hashes.count
+            note(live.hashes)
+        }
+        next.minutes = kept
+        next.entries = count
+        // Unrevoked hashes that have not expired stay (see the type's comment).
+        next.unrevoked = stillUnrevoked
+        next.capacity = Self.capacity(for: count)
+        next.filter = BloomFilter(capacity: next.capacity, falsePositiveRate: falsePositiveRate)
+        for hash in permanent { next.filter.insert(hash: hash) }
+        for held in kept.values {
+            for hash in held.hashes { next.filter.insert(hash: hash) }
+        }
+        next.inFilter = count
+        return next
+    }
+
+    // MARK: - Serving
+
+    /// The snapshot of this state at `now`, with a copy of the filter (the state's own goes on
+    /// taking events while the copy is encoded). Cutoffs Redis still keeps (their TTL includes
+    /// the clock skew) in the configured claim order, and the blocked keys, both sorted.
+    func snapshot(now: Int64, claimOrder: CutoffClaims) -> Snapshot {
+        let copy = filter.withBytes { BloomFilter(blocks: filter.blocks, hashes: filter.hashes, bytes: $0) }
+        let live = cutoffs.values.filter { record in
+            let (end, overflow) = record.expiresAt.addingReportingOverflow(policy.clockSkew)
+            return overflow || end > now
+        }
+        .sorted { a, b in
+            let (orderA, orderB) = (claimOrder.order(a.claim), claimOrder.order(b.claim))
+            if orderA != orderB { return orderA < orderB }
+            if a.claim != b.claim { return a.claim.utf8.lexicographicallyPrecedes(b.claim.utf8) }
+            return a.value.utf8.lexicographicallyPrecedes(b.value.utf8)
+        }
+        .map { Snapshot.Cutoff(claim: $0.claim, value: $0.value, before: $0.before, expiresAt: $0.expiresAt) }
+        return Snapshot(
+            createdAt: now, cursor: cursor.description, revocations: self.live(now: now), filter: copy, cutoffs: live,
+            keyBlocks: keyBlocks.sorted { $0.lexicographicallyPrecedes($1) }.map { String(decoding: $0, as: UTF8.self) })
+    }
+
+    /// Live cutoffs at `now`.
+    func liveCutoffs(now: Int64) -> Int {
+        cutoffs.values.count { record in
+            let (end, overflow) = record.expiresAt.addingReportingOverflow(policy.clockSkew)
+            return overflow || end > now
+        }
+    }
+}
