@@ -159,8 +159,11 @@ public final class RedisServerProcess: Sendable {
 
     /// Starts the same server again (after ``kill()`` or ``stop()``), with the same options and
     /// directory: on the same port, with the same password and, with an append-only file, data.
-    public func restart(timeout: Duration = .seconds(10)) async throws -> RedisServerProcess {
-        try await Self.start(options, timeout: timeout)
+    /// - Parameter configuration: Directives added to its own for this start.
+    public func restart(adding configuration: [String] = [], timeout: Duration = .seconds(10)) async throws -> RedisServerProcess {
+        var options = self.options
+        options.extraConfiguration += configuration
+        return try await Self.start(options, timeout: timeout)
     }
 
     /// Kills the process at once (SIGKILL), as a crash would, and waits.

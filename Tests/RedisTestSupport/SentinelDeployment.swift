@@ -166,10 +166,16 @@ public final class SentinelDeployment: Sendable {
 
     /// Starts a node that was killed or stopped again, with its own options (the sentinels
     /// then make it a replica of the current primary).
+    ///
+    /// The nodes keep no data on disk, so it comes back empty: with `replica-priority 0`, as an
+    /// operator brings back such a node. Else a second failover (a sentinel that misses the new
+    /// primary for `down-after` on a starved machine) could promote it before it has synced, and
+    /// every node would then copy its empty dataset: acknowledged writes lost, which no `WAIT`
+    /// prevents.
     @discardableResult
     public func restart(port: Int) async throws -> RedisServerProcess {
         guard let old = node(port: port) else { throw DeploymentError(description: "no node on \(port)") }
-        let new = try await old.restart()
+        let new = try await old.restart(adding: ["replica-priority 0"])
         nodes.withLock { $0[port] = new }
         return new
     }
