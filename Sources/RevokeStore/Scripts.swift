@@ -63,7 +63,8 @@ enum Scripts {
               return {0, existing[1]}
             end
             redis.call('DEL', KEYS[1])
-            local fields = {'jti', ARGV[1], 'revoked_at', ARGV[3]}
+            -- The jti is the key's own suffix: not repeated in the hash (33 bytes a revocation).
+            local fields = {'revoked_at', ARGV[3]}
             if ARGV[2] ~= '' then fields[#fields + 1] = 'expires_at'; fields[#fields + 1] = ARGV[2] end
             if ARGV[4] ~= '' then fields[#fields + 1] = 'reason'; fields[#fields + 1] = ARGV[4] end
             redis.call('HSET', KEYS[1], unpack(fields))
