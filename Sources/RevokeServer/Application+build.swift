@@ -52,16 +52,16 @@ public func buildApplication(
         logger.warning("no issuer keys configured (REVOKE_HMAC_SECRET, REVOKE_JWKS_FILE, REVOKE_PUBLIC_KEY_FILE): POST /v1/revoke refuses every token")
     }
     let keyring = APIKeyring(admin: configuration.adminKeys, verifier: configuration.verifierKeys)
+    let metrics = ServerMetrics()
     let snapshots = SnapshotKeeper(
         store: store, falsePositiveRate: configuration.snapshotFalsePositiveRate, maximumAge: .seconds(configuration.snapshotMaximumAge),
-        logger: logger)
+        metrics: metrics.snapshot, logger: logger)
     services.append(snapshots)
     let hub = EventHub(
         store: store, reader: reader, snapshots: snapshots, logger: logger, maximumStreams: configuration.maximumEventStreams,
         bufferBytes: configuration.streamBufferBytes)
     services.append(hub)
 
-    let metrics = ServerMetrics()
     let router = Router(context: RevokeRequestContext.self)
     // Metrics outside the error middleware, so they see the status every error becomes.
     router.add(middleware: MetricsMiddleware(metrics: metrics))

@@ -24,6 +24,9 @@ final class ServerMetrics: Sendable {
     let checks: CoreMetrics.Counter
     /// `revoke_event_delivery_seconds`.
     let delivery: DeliveryTimes
+    /// What the snapshot's keeper did: `revoke_snapshot_loads_total`,
+    /// `revoke_snapshot_rebuilds_total`, `revoke_snapshot_revocations`.
+    let snapshot: SnapshotKeeper.Metrics
 
     init() {
         factory = PrometheusMetricsFactory(registry: registry)
@@ -36,6 +39,10 @@ final class ServerMetrics: Sendable {
         keyBlocks = CoreMetrics.Counter(label: "revoke_key_blocks_total", factory: factory)
         checks = CoreMetrics.Counter(label: "revoke_checks_total", factory: factory)
         delivery = DeliveryTimes(timer: CoreMetrics.Timer(label: "revoke_event_delivery_seconds", factory: factory))
+        snapshot = SnapshotKeeper.Metrics(
+            loads: CoreMetrics.Counter(label: "revoke_snapshot_loads_total", factory: factory),
+            rebuilds: CoreMetrics.Counter(label: "revoke_snapshot_rebuilds_total", factory: factory),
+            revocations: CoreMetrics.Gauge(label: "revoke_snapshot_revocations", factory: factory))
     }
 
     private struct RequestKey: Hashable {

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOPosix
@@ -34,6 +35,16 @@ actor SnapshotKeeper: Service {
         var cutoffs: Int
     }
 
+    /// What it counts, for `/metrics`.
+    struct Metrics: Sendable {
+        /// Full loads from Redis: one at start, then one each time it could have missed an event.
+        var loads: CoreMetrics.Counter
+        /// Filters rebuilt from memory.
+        var rebuilds: CoreMetrics.Counter
+        /// Live revocations held, each second.
+        var revocations: CoreMetrics.Gauge
+    }
+
     /// What the keeper works through, one at a time.
     enum Input: Sendable {
         /// Events the hub read after `from`, oldest first.
@@ -45,6 +56,7 @@ actor SnapshotKeeper: Service {
     private let store: RevocationStore
     private let falsePositiveRate: Double
     private let maximumAge: Duration
+    private let metrics: Metrics
     private let logger: Logger
     private let inputs: AsyncStream<Input>
     private let continuation: AsyncStream<Input>.Continuation
@@ -67,11 +79,10 @@ actor SnapshotKeeper: Service {
     /// generation needs no new encoding.
     private var generation = 0
     private var encoding: Task<Built, any Error>?
-    /// Full loads so far.
-    private(set) var loads = 0
 
-    init(store: RevocationStore, falsePositiveRate: Double, maximumAge: Duration, logger: Logger) {
+    init(store: RevocationStore, falsePositiveRate: Double, maximumAge: Duration, metrics: Metrics, logger: Logger) {
         self.store = store
+        self.metrics = metrics
         self.falsePositiveRate = falsePositiveRate
         self.maximumAge = maximumAge
         self.logger = logger
@@ -130,6 +141,7 @@ actor SnapshotKeeper: Service {
             case .tick:
                 if dropped.exchange(false, ordering: .acquiring) { try await catchUp(through: store.lastEventCursor()) }
                 try await rebuildIfDue()
+                if let state { metrics.revocations.record(state.live(now: store.currentTime)) }
             }
         } catch {
             // Whatever the state missed, it must not be served: load again (after a pause when
@@ -170,7 +182,7 @@ actor SnapshotKeeper: Service {
         loadedAt = marker
         loadFailure = nil
         backoff.reset()
-        loads += 1
+        metrics.loads.increment()
         logger.info(
             "snapshot loaded from Redis",
             metadata: [
@@ -215,6 +227,7 @@ actor SnapshotKeeper: Service {
         // Nothing changed the state meanwhile: only this task changes it.
         state = rebuilt
         generation += 1
+        metrics.rebuilds.increment()
     }
 
     /// CPU work that grows with the number of revocations, on NIO's thread pool: never on an

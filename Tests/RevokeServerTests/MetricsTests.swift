@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Redis
 import RedisSupervisor
+import RedisTestSupport
 import RevokeServer
 import Testing
 
@@ -40,6 +41,26 @@ import Testing
             let text = try await client.call(.get, "/metrics").text
             #expect(text.contains("revoke_store_errors_total 1"))
             #expect(text.contains("revoke_store_failures_total 1"))
+        }
+    }
+
+    /// The snapshot's keeper: one load at start, the live revocations it holds.
+    @Test func theSnapshotKeeperCountsItsLoadsAndWhatItHolds() async throws {
+        try await withRevoked { (client, _, _) async throws in
+            for jti in ["m-1", "m-2", "m-3"] {
+                #expect(try await client.call(.post, "/v1/revocations", json: #"{"jti":"\#(jti)","expires_at":null}"#, key: "admin-secret").status == .created)
+            }
+            #expect(try await client.call(.delete, "/v1/revocations/m-2", key: "admin-secret").status == .noContent)
+            func value(_ name: String, in text: String) -> Double? {
+                text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.dropFirst(name.count + 1)) }
+            }
+            // The gauge is set each second.
+            try await waitUntil("the keeper holds 2 live revocations") {
+                let text = (try? await client.call(.get, "/metrics"))?.text ?? ""
+                return value("revoke_snapshot_revocations", in: text) == 2
+            }
+            let text = try await client.call(.get, "/metrics").text
+            #expect(value("revoke_snapshot_loads_total", in: text) == 1)
         }
     }
 }
