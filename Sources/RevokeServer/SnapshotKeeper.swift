@@ -65,6 +65,9 @@ actor SnapshotKeeper: Service {
     private let lostTrack = Atomic(0)
     /// Set when a page of events was dropped: the keeper reads the log up to its end.
     private let dropped = Atomic(false)
+    /// Whether a tick waits in the queue: one is enough, so that during a long load ticks do
+    /// not push out pages of events.
+    private let tickQueued = Atomic(false)
 
     private var state: SnapshotState?
     /// `lostTrack` when the state was loaded.
@@ -95,14 +98,27 @@ actor SnapshotKeeper: Service {
 
     /// The hub read `events` after `from`.
     nonisolated func offer(from: EventCursor, _ events: [StoreEvent]) {
-        if case .dropped = continuation.yield(.events(from: from, events)) { dropped.store(true, ordering: .releasing) }
+        yield(.events(from: from, events))
     }
 
     /// The hub can no longer vouch for what it read (it skipped a gap, or the log changed under
     /// it): load everything again.
     nonisolated func hubLostTrack() {
         lostTrack.add(1, ordering: .releasing)
-        continuation.yield(.tick)
+        tick()
+    }
+
+    /// Queues a tick, unless one is queued already.
+    private nonisolated func tick() {
+        guard !tickQueued.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        yield(.tick)
+    }
+
+    /// Queues an input; the queue keeps the newest, and notes what it pushed out: a page of
+    /// events (read from the log at the next tick) or the queued tick (another may be queued).
+    private nonisolated func yield(_ input: Input) {
+        guard case .dropped(let lost) = continuation.yield(input) else { return }
+        if case .tick = lost { tickQueued.store(false, ordering: .releasing) } else { dropped.store(true, ordering: .releasing) }
     }
 
     // MARK: - Running
@@ -110,12 +126,11 @@ actor SnapshotKeeper: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
-                let continuation = self.continuation
                 group.addTask {
-                    continuation.yield(.tick)
+                    self.tick()
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .seconds(1))
-                        continuation.yield(.tick)
+                        self.tick()
                     }
                 }
                 for await input in self.inputs {
@@ -129,6 +144,7 @@ actor SnapshotKeeper: Service {
     }
 
     private func handle(_ input: Input) async {
+        if case .tick = input { tickQueued.store(false, ordering: .releasing) }
         do {
             if state == nil || lostTrack.load(ordering: .acquiring) != loadedAt || state?.needsLoad == true || loadRequested {
                 guard ContinuousClock.now >= nextLoad else { return }
@@ -288,7 +304,7 @@ actor SnapshotKeeper: Service {
             if !asked {
                 // Ask the keeper to look now rather than at its next tick.
                 if state == nil || loadRequested { nextLoad = .now }
-                continuation.yield(.tick)
+                tick()
                 asked = true
             }
             try await Task.sleep(for: .milliseconds(2))
