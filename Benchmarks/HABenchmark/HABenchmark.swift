@@ -266,10 +266,7 @@ struct HABenchmark {
         let running = Task { try await client.run() }
         defer { running.cancel() }
         try await client.waitUntilConnected()
-        func usedMemory() async throws -> Int {
-            let info = try await client.send(RedisCommand("INFO", "memory")).string ?? ""
-            return info.split(separator: "\r\n").first { $0.hasPrefix("used_memory:") }.flatMap { Int($0.dropFirst("used_memory:".count)) } ?? 0
-        }
+        func usedMemory() async throws -> Int { try await HABenchmark.usedMemory(client) }
         let store = RevocationStore(redis: client)
         let before = try await usedMemory()
         let expiresAt = Int64(Date().timeIntervalSince1970) + 3600
@@ -300,17 +297,11 @@ struct HABenchmark {
         let after = try await usedMemory()
         print(String(format: "  %d revocations in %.1f s in all; used_memory %d -> %d (%d at %d)", revocations, (ContinuousClock.now - started).seconds, before, after, atCheckpoint, checkpoint))
 
-        // The snapshot of all of them, through revoked: the first GET builds it.
+        // The snapshot of all of them, through revoked: the first GET waits for its load at start.
         let port = try RedisServerProcess.freeLoopbackPort()
         let revoked = try await startRevoked(
             port: port, environment: ["REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0"], log: work + "/revoked.log")
-        let snapshotStart = ContinuousClock.now
-        let snapshot = try await Task.detached {
-            let socket = try LoopbackSocket(port: port, timeout: 120)
-            try socket.write("GET /v1/snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            return try socket.readAll()
-        }.value
-        let snapshotMilliseconds = (ContinuousClock.now - snapshotStart).seconds * 1000
+        let (snapshotMilliseconds, snapshot) = try await getSnapshot(port: port)
         guard snapshot.starts(with: Array("HTTP/1.1 200".utf8)) else { throw BenchmarkError("GET /v1/snapshot did not answer 200") }
         print(String(format: "  GET /v1/snapshot: %.0f ms, %d bytes", snapshotMilliseconds, snapshot.count))
         await revoked.terminate()
@@ -374,8 +365,7 @@ extension HABenchmark {
             }
             try await group.waitForAll()
         }
-        let info = try await client.send(RedisCommand("INFO", "memory")).string ?? ""
-        let redisBytes = info.split(separator: "\r\n").first { $0.hasPrefix("used_memory:") }.flatMap { Int($0.dropFirst("used_memory:".count)) } ?? 0
+        let redisBytes = try await usedMemory(client)
         print(String(format: "  %d revocations written in %.1f s; Redis used_memory %.0f MB", revocations, (ContinuousClock.now - seedStart).seconds, Double(redisBytes) / 1e6))
 
         let port = try RedisServerProcess.freeLoopbackPort()
@@ -389,13 +379,7 @@ extension HABenchmark {
         defer { Task { await revoked.terminate() } }
         /// GET /v1/snapshot: its time and decoded body, or nil for a 503 (still loading).
         func fetch() async throws -> (milliseconds: Double, snapshot: Snapshot, bytes: Int)? {
-            let start = ContinuousClock.now
-            let answer = try await Task.detached {
-                let socket = try LoopbackSocket(port: port, timeout: 300)
-                try socket.write("GET /v1/snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                return try socket.readAll()
-            }.value
-            let milliseconds = (ContinuousClock.now - start).seconds * 1000
+            let (milliseconds, answer) = try await getSnapshot(port: port, timeout: 300)
             if answer.starts(with: Array("HTTP/1.1 503".utf8)) { return nil }
             guard answer.starts(with: Array("HTTP/1.1 200".utf8)),
                 let end = answer.firstRange(of: Array("\r\n\r\n".utf8))
@@ -439,6 +423,25 @@ extension HABenchmark {
         return SnapshotAtScale(
             revocations: revocations, loadMilliseconds: loadMilliseconds, servedMedian: sorted[sorted.count / 2], servedMaximum: sorted.last!,
             bytes: bytes, residentBytes: residentBytes, redisBytes: redisBytes)
+    }
+}
+
+extension HABenchmark {
+    /// Redis' `used_memory`.
+    static func usedMemory(_ client: RedisClient) async throws -> Int {
+        let info = try await client.send(RedisCommand("INFO", "memory")).string ?? ""
+        return info.split(separator: "\r\n").first { $0.hasPrefix("used_memory:") }.flatMap { Int($0.dropFirst("used_memory:".count)) } ?? 0
+    }
+
+    /// `GET /v1/snapshot` on a connection of its own: how long the whole answer took, and the answer.
+    static func getSnapshot(port: Int, timeout: Int = 120) async throws -> (milliseconds: Double, answer: [UInt8]) {
+        let start = ContinuousClock.now
+        let answer = try await Task.detached {
+            let socket = try LoopbackSocket(port: port, timeout: timeout)
+            try socket.write("GET /v1/snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return try socket.readAll()
+        }.value
+        return ((ContinuousClock.now - start).seconds * 1000, answer)
     }
 }
 

@@ -164,7 +164,7 @@ final class EventHub: Service, Sendable {
     let bufferBytes: Int
     private let store: RevocationStore
     private let reader: RedisClient
-    private let snapshots: SnapshotKeeper?
+    private let snapshots: SnapshotKeeper
     private let logger: Logger
     private let state = Mutex(State())
 
@@ -172,7 +172,7 @@ final class EventHub: Service, Sendable {
     ///   - reader: A Redis client of its own: the blocking reads hold its connection.
     ///   - snapshots: Takes every page of events read, and hears when the hub lost track.
     init(
-        store: RevocationStore, reader: RedisClient, snapshots: SnapshotKeeper? = nil, logger: Logger, maximumStreams: Int = 10_000,
+        store: RevocationStore, reader: RedisClient, snapshots: SnapshotKeeper, logger: Logger, maximumStreams: Int = 10_000,
         bufferBytes: Int = 1 << 20, heartbeatInterval: Duration = .seconds(1)
     ) {
         self.store = store
@@ -215,7 +215,7 @@ final class EventHub: Service, Sendable {
                             "the event log no longer holds the hub's position (trimmed, or a failover); ending every stream",
                             metadata: ["position": "\(known)", "log.last": "\(log.lastGenerated)"])
                         endAll()
-                        snapshots?.hubLostTrack()
+                        snapshots.hubLostTrack()
                     }
                 }
                 state.withLock { state in
@@ -248,7 +248,7 @@ final class EventHub: Service, Sendable {
                                 "the event log lost events after the hub's position before it read them; ending every stream",
                                 metadata: ["position": "\(position)", "next": "\(cursor)"])
                             endAll()
-                            snapshots?.hubLostTrack()
+                            snapshots.hubLostTrack()
                             state.withLock { state in
                                 state.position = cursor
                                 state.following = true
@@ -256,7 +256,7 @@ final class EventHub: Service, Sendable {
                             position = cursor
                             continue
                         }
-                        snapshots?.offer(from: position, events)
+                        snapshots.offer(from: position, events)
                         position = cursor
                         broadcast(events, position: position)
                         lastSent = .now

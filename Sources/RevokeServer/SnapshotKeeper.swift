@@ -219,18 +219,13 @@ actor SnapshotKeeper: Service {
     }
 
     /// Applies the events after the state's cursor.
+    /// A throw leaves the state for ``handle(_:)`` to drop.
     private func apply(_ events: [StoreEvent]) throws {
         guard var updated = state else { return }
-        state = nil
         for event in events {
             guard let id = EventCursor(event.id) else { throw SnapshotState.UnreadableEvent(type: event.type, id: event.id) }
             if id <= updated.cursor { continue }
-            do {
-                try updated.apply(event)
-            } catch {
-                logger.warning("an event could not be applied to the snapshot; loading it again", metadata: ["error": "\(error)"])
-                throw error
-            }
+            try updated.apply(event)
         }
         state = updated
         generation += 1
@@ -263,11 +258,7 @@ actor SnapshotKeeper: Service {
             return current
         }
         if let encoding { return try await encoding.value }
-        // Events after the state's cursor were removed before the hub read them (an operator's
-        // trim, say, with nothing written since for the hub to notice): load again.
-        if let state, !log.holdsEverything(after: state.cursor) { loadRequested = true }
-        try await waitUntilApplied(through: log.lastGenerated)
-        guard let state else { throw StoreError(.unavailable, "the snapshot is being loaded again") }
+        let state = try await caughtUp(with: log)
         if let current, current.generation == generation, log.holdsEverything(after: current.cursor) { return current }
         let now = store.currentTime
         let snapshot = state.snapshot(now: now, claimOrder: store.cutoffClaims)
@@ -288,6 +279,16 @@ actor SnapshotKeeper: Service {
         }
         current = built
         return built
+    }
+
+    /// The state once it holds every event of `log` (as a request read it). Events after the
+    /// state's cursor that were removed before the hub read them (an operator's trim, say, with
+    /// nothing written since for the hub to notice) make it load again first.
+    private func caughtUp(with log: EventLogState) async throws -> SnapshotState {
+        if let state, !log.holdsEverything(after: state.cursor) { loadRequested = true }
+        try await waitUntilApplied(through: log.lastGenerated)
+        guard let state else { throw StoreError(.unavailable, "the snapshot is being loaded again") }
+        return state
     }
 
     /// Waits until the state holds every event up to `position`. Redis answered the request just
@@ -317,11 +318,8 @@ actor SnapshotKeeper: Service {
 
     /// What `GET /v1/status` counts: live revocations and cutoffs now, and the position.
     func counts() async throws -> (revocations: Int, cutoffs: Int, cursor: EventCursor) {
-        let log = try await store.eventLogState()
-        if let state, !log.holdsEverything(after: state.cursor) { loadRequested = true }
-        try await waitUntilApplied(through: log.lastGenerated)
-        guard let state else { throw StoreError(.unavailable, "the snapshot is being loaded again") }
+        let state = try await caughtUp(with: try await store.eventLogState())
         let now = store.currentTime
-        return (state.live(now: now), state.liveCutoffs(now: now), state.cursor)
+        return (state.live(now: now), state.liveCutoffs(now: now).count, state.cursor)
     }
 }

@@ -239,10 +239,7 @@ struct SnapshotState: Sendable {
     /// the clock skew) in the configured claim order, and the blocked keys, both sorted.
     func snapshot(now: Int64, claimOrder: CutoffClaims) -> Snapshot {
         let copy = filter.withBytes { BloomFilter(blocks: filter.blocks, hashes: filter.hashes, bytes: $0) }
-        let live = cutoffs.values.filter { record in
-            let (end, overflow) = record.expiresAt.addingReportingOverflow(policy.clockSkew)
-            return overflow || end > now
-        }
+        let live = liveCutoffs(now: now)
         .sorted { a, b in
             let (orderA, orderB) = (claimOrder.order(a.claim), claimOrder.order(b.claim))
             if orderA != orderB { return orderA < orderB }
@@ -255,9 +252,9 @@ struct SnapshotState: Sendable {
             keyBlocks: keyBlocks.sorted { $0.lexicographicallyPrecedes($1) }.map { String(decoding: $0, as: UTF8.self) })
     }
 
-    /// Live cutoffs at `now`.
-    func liveCutoffs(now: Int64) -> Int {
-        cutoffs.values.count { record in
+    /// The cutoffs Redis still keeps at `now` (their TTL includes the clock skew).
+    func liveCutoffs(now: Int64) -> [CutoffRecord] {
+        cutoffs.values.filter { record in
             let (end, overflow) = record.expiresAt.addingReportingOverflow(policy.clockSkew)
             return overflow || end > now
         }

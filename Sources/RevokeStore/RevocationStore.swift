@@ -71,9 +71,6 @@ public final class RevocationStore: Sendable {
     /// The current time, whole seconds.
     public var currentTime: Int64 { Int64(now().rounded(.down)) }
 
-    /// The current time, Unix milliseconds.
-    public var currentTimeMilliseconds: Int64 { Int64((now() * 1000).rounded(.down)) }
-
     /// Runs a write script; with replicas required, acknowledged only once `WAIT` confirmed them.
     private func write(_ script: RedisScript, keys: [[UInt8]], arguments: [[UInt8]]) async throws -> RedisValue {
         guard replication.replicas > 0 else { return try await writer.evaluate(script, keys: keys, arguments: arguments) }

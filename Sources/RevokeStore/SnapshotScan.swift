@@ -43,7 +43,7 @@ extension RevocationStore {
                 let commands =
                     revoked.map { RedisCommand(arguments: [Array("PTTL".utf8), $0]) }
                     + cutoffKeys.map { RedisCommand(arguments: [Array("HGETALL".utf8), $0]) }
-                guard !commands.isEmpty else { return page }
+                guard !commands.isEmpty else { return try body(page) }
                 let readAt = Int64((now() * 1000).rounded(.down))
                 let replies = try await redis.send(batch: commands)
                 for (key, reply) in zip(revoked, replies) {
@@ -54,18 +54,13 @@ extension RevocationStore {
                 for reply in replies[revoked.count...] {
                     if let record = cutoffRecord(try Self.hash(reply)) { page.cutoffs.append(record) }
                 }
-                return page
-            } _: { page in
                 try body(page)
             }
         }
     }
 
-    /// `SCAN` of hashes matching `pattern`; each page of keys goes through `read` (which may ask
-    /// Redis more), then its result to `body`.
-    private func scan<Page>(
-        pattern: [UInt8], batch: Int, _ read: ([[UInt8]]) async throws -> Page, _ body: (Page) throws -> Void
-    ) async throws {
+    /// `SCAN` of hashes matching `pattern`, a page of keys at a time.
+    private func scan(pattern: [UInt8], batch: Int, _ body: ([[UInt8]]) async throws -> Void) async throws {
         var cursor: [UInt8] = Array("0".utf8)
         repeat {
             let reply = try await redis.send(
@@ -77,7 +72,7 @@ extension RevocationStore {
             guard case .array(let parts) = reply, parts.count == 2, let next = parts[0].bytes, case .array(let items) = parts[1] else {
                 throw RedisError(.unexpectedReply, "SCAN did not return [cursor, keys]")
             }
-            try body(try await read(items.compactMap(\.bytes)))
+            try await body(items.compactMap(\.bytes))
             cursor = next
         } while cursor != Array("0".utf8)
     }
