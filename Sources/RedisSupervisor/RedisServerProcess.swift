@@ -159,11 +159,8 @@ public final class RedisServerProcess: Sendable {
 
     /// Starts the same server again (after ``kill()`` or ``stop()``), with the same options and
     /// directory: on the same port, with the same password and, with an append-only file, data.
-    /// - Parameter configuration: Directives added to its own for this start.
-    public func restart(adding configuration: [String] = [], timeout: Duration = .seconds(10)) async throws -> RedisServerProcess {
-        var options = self.options
-        options.extraConfiguration += configuration
-        return try await Self.start(options, timeout: timeout)
+    public func restart(timeout: Duration = .seconds(10)) async throws -> RedisServerProcess {
+        try await Self.start(options, timeout: timeout)
     }
 
     /// Kills the process at once (SIGKILL), as a crash would, and waits.

@@ -78,7 +78,7 @@ public final class SentinelDeployment: Sendable {
             let primaryPorts = try ports()
             let primary = try await RedisServerProcess.start(
                 .init(
-                    directory: directory + "/node-0", port: primaryPorts.plain, appendOnly: false, password: password,
+                    directory: directory + "/node-0", port: primaryPorts.plain, appendOnly: true, password: password,
                     extraConfiguration: dataDirectives + primaryPorts.directives))
             started.append(primary)
             // Replicas and sentinels reach the primary where clients do: its TLS port with TLS.
@@ -88,7 +88,7 @@ public final class SentinelDeployment: Sendable {
                 started.append(
                     try await RedisServerProcess.start(
                         .init(
-                            directory: directory + "/node-\(index)", port: replicaPorts.plain, appendOnly: false, password: password,
+                            directory: directory + "/node-\(index)", port: replicaPorts.plain, appendOnly: true, password: password,
                             extraConfiguration: dataDirectives + replicaPorts.directives + ["replicaof 127.0.0.1 \(primaryPort)"])))
             }
             var sentinels: [RedisServerProcess] = []
@@ -165,17 +165,15 @@ public final class SentinelDeployment: Sendable {
     public var nodePorts: [Int] { nodes.withLock { Array($0.keys).sorted() } }
 
     /// Starts a node that was killed or stopped again, with its own options (the sentinels
-    /// then make it a replica of the current primary).
-    ///
-    /// The nodes keep no data on disk, so it comes back empty: with `replica-priority 0`, as an
-    /// operator brings back such a node. Else a second failover (a sentinel that misses the new
-    /// primary for `down-after` on a starved machine) could promote it before it has synced, and
-    /// every node would then copy its empty dataset: acknowledged writes lost, which no `WAIT`
-    /// prevents.
+    /// then make it a replica of the current primary). It comes back with its data: every node
+    /// keeps an append-only file (`appendfsync always`), as `docker-compose.ha.yml` does. A node
+    /// that came back empty could be promoted by a second failover (a sentinel that misses the
+    /// new primary for `down-after` on a starved machine) and every node would then copy its
+    /// empty dataset: acknowledged writes lost, which no `WAIT` prevents.
     @discardableResult
     public func restart(port: Int) async throws -> RedisServerProcess {
         guard let old = node(port: port) else { throw DeploymentError(description: "no node on \(port)") }
-        let new = try await old.restart(adding: ["replica-priority 0"])
+        let new = try await old.restart()
         nodes.withLock { $0[port] = new }
         return new
     }
