@@ -39,6 +39,9 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"]), .brew(["hiredis"])]
         ),
+        // Read sections for the client's cache: no atomic read-modify-write on the read path
+        // (membarrier(2) on the writer's side; readers fence themselves where it is missing).
+        .target(name: "CReadSection"),
         // Processes this program starts and owns (posix_spawn, clean signal mask, reaped by pid).
         .target(
             name: "ChildProcess",
@@ -61,7 +64,7 @@ let package = Package(
         .target(
             name: "RevokeClient",
             dependencies: [
-                "RevokeCore", "RevokeSnapshot", "Retry",
+                "CReadSection", "RevokeCore", "RevokeSnapshot", "Retry",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),

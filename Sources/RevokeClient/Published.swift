@@ -1,63 +1,43 @@
 import Atomics
+import CReadSection
 import Synchronization
 
 /// One object that many threads read and one writer replaces now and then, read without taking a
 /// reference to it (read-copy-update).
 ///
-/// A reader counts itself in, loads the pointer, uses the object and counts itself out: two
-/// uncontended atomic additions, and no retain or release of the object (each of those is an
-/// atomic read-modify-write on a count every reader shares). A replaced object is not released
-/// at once: it waits in a list until every reader that may still hold it has counted itself out.
-///
-/// Readers count themselves in one of 2 × 16 counters, each on its own cache line: by the parity
-/// of an epoch the reclaimer flips, so that a counter it waits on stops gaining readers, and by a
-/// stripe picked from the reader's stack address, so that threads reading at once do not share a
-/// line. The object is only read through ``read(_:)`` and never escapes it.
+/// A reader enters a read section, loads the pointer, uses the object and leaves: two plain
+/// stores to a slot of its own thread, no atomic read-modify-write, no fence, no retain or release
+/// of the object (each of those is an atomic read-modify-write on a line every reader shares). A
+/// replaced object is not released at once: it waits in a list, tagged with the period of its
+/// replacement, until no reader is inside with an older period. The writer's side pays for the
+/// ordering readers skip, with one `membarrier(2)` per reclaim (`CReadSection`). The object is
+/// only read through ``read(_:)`` and never escapes it.
 final class Published<Object: AnyObject & Sendable>: @unchecked Sendable {
-    private static var stripes: Int { 16 }
-    /// Ints between two counters: one 64-byte cache line.
-    private static var spacing: Int { 8 }
+    /// How many replaced objects a publish lets wait before it reclaims: each reclaim interrupts
+    /// every CPU running a thread of the process, so a flood of events must not pay one each.
+    private static var reclaimEvery: Int { 32 }
 
     /// The object readers get, retained once by this box; nil before the first ``publish(_:)``.
     private let current = UnsafeAtomic<UnsafeMutableRawPointer?>.create(nil)
-    private let epoch = UnsafeAtomic<Int>.create(0)
-    private let counters: UnsafeMutablePointer<UnsafeAtomic<Int>.Storage>
-    /// Replaced objects, each still retained once, waiting for their readers to leave.
-    private let retired = Mutex<[Unmanaged<Object>]>([])
+    /// Replaced objects, each still retained once, with the period of their replacement.
+    private let retired = Mutex<[(object: Unmanaged<Object>, period: Int)]>([])
 
-    init() {
-        let count = 2 * Self.stripes * Self.spacing
-        counters = .allocate(capacity: count)
-        counters.initialize(repeating: UnsafeAtomic<Int>.Storage(0), count: count)
-    }
+    init() {}
 
     deinit {
         // No reader can be inside: each holds a reference to whatever owns this box.
         if let pointer = current.load(ordering: .acquiring) { Unmanaged<Object>.fromOpaque(pointer).release() }
-        retired.withLock { for object in $0 { object.release() } }
+        retired.withLock { for entry in $0 { entry.object.release() } }
         current.destroy()
-        epoch.destroy()
-        counters.deinitialize(count: 2 * Self.stripes * Self.spacing)
-        counters.deallocate()
-    }
-
-    private func counter(parity: Int, stripe: Int) -> UnsafeAtomic<Int> {
-        UnsafeAtomic(at: counters + (parity * Self.stripes + stripe) * Self.spacing)
     }
 
     /// Runs `body` with the current object, or returns nil when none was published. The object is
     /// guaranteed alive until `body` returns; `body` must not keep it.
     @inline(__always)
     func read<Result>(_ body: (Object) -> Result) -> Result? {
-        var anchor: UInt8 = 0
-        let address = withUnsafeMutablePointer(to: &anchor) { UInt(bitPattern: $0) }
-        // Threads' stacks lie megabytes apart: the bits above a page pick the stripe.
-        let stripe = Int(truncatingIfNeeded: ((address >> 12) &* 0x9E37_79B9_7F4A_7C15) >> 60)
-        let counter = counter(parity: epoch.load(ordering: .relaxed) & 1, stripe: stripe)
-        // A locked addition is a full barrier: the load below cannot pass it.
-        counter.wrappingIncrement(ordering: .sequentiallyConsistent)
-        defer { counter.wrappingDecrement(ordering: .releasing) }
-        guard let pointer = current.load(ordering: .sequentiallyConsistent) else { return nil }
+        let entered = revoke_read_enter()
+        defer { revoke_read_leave(entered) }
+        guard let pointer = current.load(ordering: .acquiring) else { return nil }
         return Unmanaged<Object>.fromOpaque(pointer)._withUnsafeGuaranteedRef(body)
     }
 
@@ -74,14 +54,14 @@ final class Published<Object: AnyObject & Sendable>: @unchecked Sendable {
         retired.withLock { retired in
             let new = Unmanaged.passRetained(object).toOpaque()
             if let old = current.exchange(new, ordering: .sequentiallyConsistent) {
-                retired.append(Unmanaged<Object>.fromOpaque(old))
+                retired.append((Unmanaged<Object>.fromOpaque(old), revoke_read_retire()))
             }
-            reclaim(&retired)
+            if retired.count >= Self.reclaimEvery { reclaim(&retired) }
         }
     }
 
-    /// Releases the replaced objects when no reader can still hold one; never waits. Runs on every
-    /// publish, and should run now and then besides, so that the last ones replaced are released.
+    /// Releases the replaced objects no reader can still hold; never waits. Run it now and then
+    /// (the cache does, every 100 ms), so that the last ones replaced are released.
     func reclaim() {
         retired.withLock { reclaim(&$0) }
     }
@@ -89,20 +69,12 @@ final class Published<Object: AnyObject & Sendable>: @unchecked Sendable {
     /// Objects waiting to be released (for tests).
     var retiredCount: Int { retired.withLock { $0.count } }
 
-    private func reclaim(_ retired: inout [Unmanaged<Object>]) {
+    private func reclaim(_ retired: inout [(object: Unmanaged<Object>, period: Int)]) {
         guard !retired.isEmpty else { return }
-        // Every object in `retired` was replaced before this point. A reader that may hold one
-        // counted itself in before that replacement, in one of the two parities, and stays
-        // counted until it is done: once each parity has been seen at zero from here on, every
-        // such reader has left. Each flip sends new readers to the other parity, so the one
-        // looked at next stops gaining readers.
-        for _ in 0..<2 {
-            let parity = epoch.loadThenWrappingIncrement(ordering: .sequentiallyConsistent) & 1
-            for stripe in 0..<Self.stripes where counter(parity: parity, stripe: stripe).load(ordering: .sequentiallyConsistent) != 0 {
-                return
-            }
-        }
-        for object in retired { object.release() }
-        retired.removeAll(keepingCapacity: true)
+        // Tagged in order: every object up to the oldest reader's period is free.
+        let oldest = revoke_read_oldest_active()
+        let free = retired.prefix { $0.period <= oldest }
+        for entry in free { entry.object.release() }
+        retired.removeFirst(free.count)
     }
 }

@@ -7,9 +7,9 @@ import Synchronization
 /// The client's local copy of what is revoked: the snapshot's Bloom filter (with the `jti`s of
 /// later events added to it), every cutoff and every blocked key, exactly.
 ///
-/// A lookup reads one atomic flag and the published view (two uncontended atomic additions, no
-/// reference taken: ``Published``), hashes the `jti` and tests one cache line: no lock, no
-/// allocation. Everything that changes it (the snapshot, events, freshness)
+/// A lookup reads one atomic flag and the published view (two plain stores to its thread's slot,
+/// no reference taken: ``Published``), hashes the `jti` and tests one cache line: no lock, no
+/// atomic read-modify-write, no allocation. Everything that changes it (the snapshot, events, freshness)
 /// happens on the client's one following task.
 final class RevocationCache: Sendable {
     /// What the filter and cutoffs are at one moment; replaced whole when a snapshot loads or a
@@ -71,15 +71,6 @@ final class RevocationCache: Sendable {
         case revoked(RevokeClient.Verdict)
         /// The server must answer; `possibleHit` when the filter said "maybe".
         case askServer(possibleHit: Bool)
-
-        /// The cache's answer, if it has one.
-        var verdict: RevokeClient.Verdict? {
-            switch self {
-            case .notRevoked(let heard): RevokeClient.Verdict(notRevokedAsOf: heard)
-            case .revoked(let verdict): verdict
-            case .askServer: nil
-            }
-        }
     }
 
     let configuration: RevokeClient.CacheConfiguration

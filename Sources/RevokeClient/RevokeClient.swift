@@ -234,7 +234,13 @@ public final class RevokeClient: Service, Sendable {
     /// (then call ``check(_:)``). For hot paths that cannot await.
     public func cachedVerdict(_ query: CheckQuery) -> Verdict? {
         // Through the optional, not `guard let`: a bound copy would cost a retain and a release.
-        cache?.lookup(query, counting: false).verdict
+        // Each verdict built where it is returned: built first and returned after, "not revoked"
+        // was copied and destroyed on the way (outlined calls, on the path that must be fastest).
+        switch cache?.lookup(query, counting: false) {
+        case .notRevoked(let heard)?: Verdict(notRevokedAsOf: heard)
+        case .revoked(let verdict)?: verdict
+        case .askServer?, nil: nil
+        }
     }
 
     /// Whether a token (by its `jti`, `iat` and the claims cutoffs may name) is revoked, from
