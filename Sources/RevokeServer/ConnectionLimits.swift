@@ -26,13 +26,20 @@ struct LimitedHTTP1Channel: ServerChildChannel {
     }
 
     func handle(value: Value, logger: Logger) async {
-        await HTTP1Channel(responder: responder).handle(value: value, logger: logger)
+        await withTaskExecutorPreference(EventLoopTaskExecutor(value.channel.eventLoop)) {
+            await HTTP1Channel(responder: responder).handle(value: value, logger: logger)
+        }
     }
 }
 
 /// Watches one connection for a request head that started and does not finish: its first
-/// byte (seen by ``Bytes``, before the HTTP decoder) starts a timer, the decoded head (seen by
+/// byte (seen by ``Bytes``, before the HTTP decoder) starts the clock, the decoded head (seen by
 /// ``Parts``, after it) stops it.
+///
+/// One timer per connection, not one per request: a request only notes when its head began (a
+/// read of the monotonic clock). The timer, armed by the first head that begins with none
+/// armed, looks when it fires: a head still unfinished since its deadline closes the
+/// connection, one begun later arms it again for its own deadline, none lets it lapse.
 ///
 /// `@unchecked Sendable`: it is made for one connection and only its two handlers touch it,
 /// both on that connection's event loop (the configuration's `@Sendable` closure merely hands
@@ -42,6 +49,8 @@ final class HeadWatch: @unchecked Sendable {
     /// Heads decoded and responses finished: equal while the connection waits for a head.
     private var heads = 0
     private var responses = 0
+    /// When the head being awaited began (its first byte); nil while none has begun.
+    private var headBegan: NIODeadline?
     private var timer: Scheduled<Void>?
 
     init(timeout: TimeAmount) {
@@ -51,18 +60,29 @@ final class HeadWatch: @unchecked Sendable {
     private var awaitingHead: Bool { heads == responses }
 
     fileprivate func sawBytes(context: ChannelHandlerContext) {
-        guard awaitingHead, timer == nil else { return }
-        let channel = context.channel
-        timer = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
-            guard let self, self.awaitingHead else { return }
-            channel.close(promise: nil)
+        guard awaitingHead, headBegan == nil else { return }
+        let began = NIODeadline.now()
+        headBegan = began
+        if timer == nil { arm(at: began + timeout, channel: context.channel) }
+    }
+
+    private func arm(at deadline: NIODeadline, channel: any Channel) {
+        timer = channel.eventLoop.scheduleTask(deadline: deadline) { [weak self] in
+            guard let self else { return }
+            self.timer = nil
+            guard self.awaitingHead, let began = self.headBegan else { return }
+            let due = began + self.timeout
+            if due <= .now() {
+                channel.close(promise: nil)
+            } else {
+                self.arm(at: due, channel: channel)
+            }
         }
     }
 
     fileprivate func sawHead() {
         heads += 1
-        timer?.cancel()
-        timer = nil
+        headBegan = nil
     }
 
     fileprivate func finishedResponse() {
@@ -116,5 +136,21 @@ final class HeadWatch: @unchecked Sendable {
             if case .end = unwrapOutboundIn(data) { watch.finishedResponse() }
             context.write(data, promise: promise)
         }
+    }
+}
+
+/// Runs a connection's tasks on its own event loop (a task executor preference): the request
+/// is read, handled and answered on the thread that reads the socket, without a hop to the
+/// global concurrency pool and back for each request.
+final class EventLoopTaskExecutor: TaskExecutor {
+    let loop: any EventLoop
+
+    init(_ loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

@@ -195,6 +195,29 @@ import Glibc
             #expect(try await client.call(.post, "/v1/check", json: #"{"jti":"x"}"#).status == .ok)
         }
     }
+
+    /// On a kept-alive connection, each head gets its own 10 s from its first byte: a head
+    /// begun seconds after an earlier request is closed, and not before its own deadline.
+    @Test func eachRequestHeadGetsItsOwnDeadline() async throws {
+        try await withRevoked { (client, _, _) async throws in
+            let port = try #require(client.port)
+            let (first, secondBegan, closed, rest) = try await RawHTTP.onThread {
+                () throws -> (String, ContinuousClock.Instant, ContinuousClock.Instant, String) in
+                let socket = try LoopbackSocket(port: port, timeout: 60)
+                try socket.write("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+                let first = try socket.read { $0.contains("\r\n\r\n") && $0.hasSuffix("}") }
+                // A pause, so that the second head begins well inside the first one's 10 s.
+                Thread.sleep(forTimeInterval: 4)
+                let began = ContinuousClock.now
+                try socket.write("GET /healthz HTTP/1.1\r\nHost: 12")
+                let rest = try socket.read()
+                return (first, began, ContinuousClock.now, rest)
+            }
+            #expect(first.hasPrefix("HTTP/1.1 200"), "\(first.prefix(200))")
+            #expect(rest.isEmpty, "\(rest.prefix(200))")
+            #expect(closed - secondBegan >= .seconds(Limits.requestHeadSeconds), "closed \(closed - secondBegan) after the head began")
+        }
+    }
 }
 
 /// The caching client under floods and bad events: it never answers "not revoked" for a
