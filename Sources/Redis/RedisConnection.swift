@@ -244,15 +244,16 @@ struct ReplyWaiter: Sendable {
         self.caller = caller
         self.expected = expected
         self.timeout = timeout
-        self.deadline = .now() + timeout
+        // Set when it is written (``start(at:)``): until then no timer looks at it.
+        self.deadline = .distantFuture
         if case .batch = caller { received.reserveCapacity(expected) }
     }
 
     var isAbandoned: Bool { caller == nil }
 
-    /// Counts its deadline from now (when it is written).
-    mutating func start() {
-        deadline = .now() + timeout
+    /// Counts its deadline from `now`, when it is written.
+    mutating func start(at now: NIODeadline) {
+        deadline = now + timeout
     }
 
     /// Takes one reply; true when it has all it waits for (and, unless abandoned, its caller
@@ -369,9 +370,11 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             promise?.fail(error)
             return
         }
+        // One reading of the clock for everything this write carries.
+        let now = NIODeadline.now()
         var earliest: NIODeadline?
         for var waiter in pending.waiters {
-            waiter.start()
+            waiter.start(at: now)
             earliest = min(earliest ?? waiter.deadline, waiter.deadline)
             inFlight.append(waiter)
         }
