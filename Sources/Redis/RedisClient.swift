@@ -10,7 +10,9 @@ import Synchronization
 /// ``run()`` connects, waits for the connection to drop, and reconnects with exponential
 /// backoff; it returns on graceful shutdown or cancellation. Meanwhile ``send(_:timeout:)``
 /// uses whatever connection is up, and fails at once with ``RedisError/Code/unavailable``
-/// while none is, so callers answer "try later" instead of waiting.
+/// while none is (``RedisError/Code/connectionClosed`` in the moment between a connection
+/// closing and this client noticing; both are ``RedisError/isUnavailable``), so callers answer
+/// "try later" instead of waiting.
 ///
 /// One connection is enough: Redis executes commands on one thread, and automatic
 /// pipelining lets any number of concurrent callers share it. Blocking commands
@@ -142,21 +144,22 @@ public final class RedisClient: RedisCommandSender, Service {
         }
     }
 
+    /// The connection commands go to. One that closed a moment ago, before ``run()`` noticed,
+    /// is still returned: its queue fails the command at once with `connectionClosed`, without
+    /// a second lock here on every command.
     private var connection: RedisConnection {
         get throws {
             let current = state.withLock { state -> RedisConnection? in
                 if case .connected(let connection) = state { return connection }
                 return nil
             }
-            guard let current, current.isOpen else {
-                throw RedisError(.unavailable, "Redis is not reachable right now")
-            }
+            guard let current else { throw RedisError(.unavailable, "Redis is not reachable right now") }
             return current
         }
     }
 
     /// Whether a connection is up right now.
-    public var isConnected: Bool { (try? connection) != nil }
+    public var isConnected: Bool { (try? connection)?.isOpen == true }
 
     public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RedisValue {
         let connection = try self.connection
