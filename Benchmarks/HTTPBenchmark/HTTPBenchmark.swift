@@ -245,6 +245,9 @@ struct HTTPBenchmark {
                     + String(format: "%10.0f %8.2f %8.2f %11.0f %8d %7d", result.rps, result.p50, result.p99,
                              result.rps * Double(result.jtisPerRequest), result.non2xx, result.socketErrors))
         }
+        for result in results where result.socketErrors > 0 {
+            print("  socket errors of \(result.name): \(result.socketErrorKinds) (wrk's timeout: no answer within 2 s)")
+        }
         func find(_ prefix: String) -> Result? { results.first { $0.name.hasPrefix(prefix) } }
         print("")
         if let check = find("revoked POST /v1/check"), let peer = find("peer") {

@@ -13,6 +13,8 @@ public enum Wrk {
         public var p99: Double
         public var non2xx: Int
         public var socketErrors: Int
+        /// Which socket errors, as wrk counts them: "connect 2, timeout 42" (empty with none).
+        public var socketErrorKinds = ""
         public var jtisPerRequest = 1
         public var note = ""
     }
@@ -53,9 +55,14 @@ public enum Wrk {
             if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
         }
         func number(_ key: String) -> Double { Double(fields[key] ?? "") ?? 0 }
-        return Result(
+        var result = Result(
             name: name, rps: number("rps"), p50: number("p50_ms"), p99: number("p99_ms"),
             non2xx: Int(number("non2xx")), socketErrors: Int(number("sock_err")))
+        result.socketErrorKinds = ["connect", "read", "write", "timeout"].compactMap { kind in
+            let count = Int(number(kind))
+            return count > 0 ? "\(kind) \(count)" : nil
+        }.joined(separator: ", ")
+        return result
     }
 }
 

@@ -3,9 +3,10 @@
 function report_done(summary, latency, requests)
   local s = summary.duration / 1e6
   local e = summary.errors
-  io.write(string.format("RESULT rps=%.1f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f reqs=%d non2xx=%d sock_err=%d\n",
+  io.write(string.format(
+    "RESULT rps=%.1f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f reqs=%d non2xx=%d sock_err=%d connect=%d read=%d write=%d timeout=%d\n",
     summary.requests / s, latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
-    summary.requests, e.status, e.connect + e.read + e.write + e.timeout))
+    summary.requests, e.status, e.connect + e.read + e.write + e.timeout, e.connect, e.read, e.write, e.timeout))
 end
 
 local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
