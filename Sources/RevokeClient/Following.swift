@@ -122,11 +122,10 @@ extension RevokeClient {
                 case .oversized:
                     throw RevocationCache.UnreadableEvent(type: "an event longer than \(EventStreamParser.maximumBytes) bytes")
                 case .event(let type, let id, let data):
-                    var object: [String: JSONValue]?
-                    if case .object(let parsed)? = try? JSONValue(parsing: data.utf8) { object = parsed }
                     // Applied before its cursor is taken: one it cannot read stops here, and
                     // the snapshot loaded next covers it.
-                    try cache.apply(type: type, data: object)
+                    guard let change = try? LoggedChange(type: type, data: data.utf8) else { throw RevocationCache.UnreadableEvent(type: type) }
+                    try cache.apply(change)
                     guard let id else { throw RevocationCache.UnreadableEvent(type: type) }
                     cache.advanced(to: id)
                     advance(id)

@@ -170,32 +170,24 @@ final class RevocationCache: Sendable {
     }
 
     /// Applies one event of the log.
-    /// - Throws: ``UnreadableEvent`` for an event it cannot read or does not know.
-    func apply(type: String, data: [String: JSONValue]?) throws(UnreadableEvent) {
-        guard let current = view.load(), let data else { throw UnreadableEvent(type: type) }
-        switch type {
-        case "revocation":
-            guard case .string(let jti)? = data["jti"] else { throw UnreadableEvent(type: type) }
+    /// - Throws: ``UnreadableEvent`` when no snapshot is loaded yet.
+    func apply(_ change: LoggedChange) throws(UnreadableEvent) {
+        guard let current = view.load() else { throw UnreadableEvent(type: change.type) }
+        switch change {
+        case .revocation(let jti, _):
             current.filter.insert(jti)
-        case "unrevocation":
+        case .unrevocation:
             // It cannot leave a Bloom filter: the server answers that jti's "maybe" until the
             // next snapshot.
-            guard case .string? = data["jti"] else { throw UnreadableEvent(type: type) }
-        case "cutoff":
-            guard case .string(let claim)? = data["claim"], case .string(let value)? = data["value"],
-                case .number(let before)? = data["before"], let seconds = Int64(exactly: before.rounded(.down))
-            else { throw UnreadableEvent(type: type) }
-            view.publish(current.setting(claim: claim, value: Array(value.utf8), before: seconds))
-        case "uncutoff":
-            guard case .string(let claim)? = data["claim"], case .string(let value)? = data["value"] else {
-                throw UnreadableEvent(type: type)
-            }
+            break
+        case .cutoff(let claim, let value, let before, _, _, _):
+            view.publish(current.setting(claim: claim, value: Array(value.utf8), before: before))
+        case .uncutoff(let claim, let value):
             view.publish(current.setting(claim: claim, value: Array(value.utf8), before: nil))
-        case "keyblock", "unkeyblock":
-            guard case .string(let kid)? = data["kid"] else { throw UnreadableEvent(type: type) }
-            view.publish(current.setting(kid: Array(kid.utf8), blocked: type == "keyblock"))
-        default:
-            throw UnreadableEvent(type: type)
+        case .keyBlock(let kid):
+            view.publish(current.setting(kid: Array(kid.utf8), blocked: true))
+        case .keyUnblock(let kid):
+            view.publish(current.setting(kid: Array(kid.utf8), blocked: false))
         }
         events.increment()
     }

@@ -107,42 +107,27 @@ struct SnapshotState: Sendable {
     /// Applies one event of the log (after ``cursor``) and moves the cursor to it.
     /// - Throws: ``UnreadableEvent`` for an event it cannot read or does not know.
     mutating func apply(_ event: StoreEvent) throws(UnreadableEvent) {
-        guard let id = EventCursor(event.id), case .object(let data)? = try? JSONValue(parsing: event.data) else {
+        guard let id = EventCursor(event.id), let change = try? LoggedChange(type: event.type, data: event.data) else {
             throw UnreadableEvent(type: event.type, id: event.id)
         }
-        let unreadable = UnreadableEvent(type: event.type, id: event.id)
-        switch event.type {
-        case "revocation":
-            guard case .string(let jti)? = data["jti"] else { throw unreadable }
+        switch change {
+        case .revocation(let jti, let expiresAt):
             let hash = XXH64.hash(jti)
-            switch data["expires_at"] {
-            case .null?, nil: revoke(hash: hash, expiresAt: nil)
-            case .number(let expiresAt)?: revoke(hash: hash, expiresAt: redisExpiry(of: expiresAt))
-            default: throw unreadable
-            }
+            revoke(hash: hash, expiresAt: expiresAt.flatMap(redisExpiry(of:)))
             unrevoked.remove(hash)
-        case "unrevocation":
-            guard case .string(let jti)? = data["jti"] else { throw unreadable }
+        case .unrevocation(let jti):
             unrevoked.insert(XXH64.hash(jti))
-        case "cutoff":
-            guard case .string(let claim)? = data["claim"], case .string(let value)? = data["value"],
-                case .number(let beforeNumber)? = data["before"], let before = Int64(exactly: beforeNumber.rounded(.down))
-            else { throw unreadable }
-            var expiresAt = policy.cutoffExpiry(before: before)
-            if case .number(let number)? = data["expires_at"], let exact = Int64(exactly: number.rounded(.down)) { expiresAt = exact }
-            var createdAt = before
-            if case .number(let number)? = data["created_at"], let exact = Int64(exactly: number.rounded(.down)) { createdAt = exact }
-            var reason: String?
-            if case .string(let text)? = data["reason"] { reason = text }
-            setCutoff(CutoffRecord(claim: claim, value: value, before: before, expiresAt: expiresAt, createdAt: createdAt, reason: reason))
-        case "uncutoff":
-            guard case .string(let claim)? = data["claim"], case .string(let value)? = data["value"] else { throw unreadable }
+        case .cutoff(let claim, let value, let before, let expiresAt, let createdAt, let reason):
+            setCutoff(
+                CutoffRecord(
+                    claim: claim, value: value, before: before, expiresAt: expiresAt ?? policy.cutoffExpiry(before: before),
+                    createdAt: createdAt ?? before, reason: reason))
+        case .uncutoff(let claim, let value):
             cutoffs[CutoffKey(claim: Array(claim.utf8), value: Array(value.utf8))] = nil
-        case "keyblock", "unkeyblock":
-            guard case .string(let kid)? = data["kid"] else { throw unreadable }
-            if event.type == "keyblock" { keyBlocks.insert(Array(kid.utf8)) } else { keyBlocks.remove(Array(kid.utf8)) }
-        default:
-            throw unreadable
+        case .keyBlock(let kid):
+            keyBlocks.insert(Array(kid.utf8))
+        case .keyUnblock(let kid):
+            keyBlocks.remove(Array(kid.utf8))
         }
         cursor = id
     }
