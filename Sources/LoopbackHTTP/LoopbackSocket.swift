@@ -33,10 +33,14 @@ public final class LoopbackSocket {
     }
 
     private static func connect(port: Int, timeout: Int, receiveBuffer: Int?, ipv6: Bool) throws(Failure) -> Int32 {
+        // Close-on-exec: a process this one starts (wrk, say) must not inherit its sockets. wrk
+        // given thousands of them gets descriptors past the size of its event loop, and cannot
+        // use the connections it opens (each one a "connect" error).
         #if canImport(Glibc)
-        let fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         #else
         let fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0)
+        if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         #endif
         guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)", code: errno) }
         var interval = timeval(tv_sec: timeout, tv_usec: 0)
