@@ -61,11 +61,15 @@ struct HABenchmark {
         let checks = try await measureTLS(work: work + "/tls", scripts: scripts, seconds: seconds)
         print("")
         print("Capacity: \(revocations) revocations through the store's script (64 callers), one redis-server")
-        let capacity = try await measureCapacity(work: work + "/capacity", revocations: revocations)
+        let capacity = try await withPrivateRedis(work: work + "/capacity", commandTimeout: .seconds(10)) { redis, client in
+            try await measureCapacity(work: work + "/capacity", revocations: revocations, redis: redis, client: client)
+        }
         print("")
         print("Snapshots at scale: \(snapshotRevocations) live revocations written straight into one redis-server (the store's layout),")
         print("then revoked started on it: its first snapshot (one full load), then GET /v1/snapshot after each of 5 new revocations")
-        let scale = try await measureSnapshotAtScale(work: work + "/snapshot", revocations: snapshotRevocations)
+        let scale = try await withPrivateRedis(work: work + "/snapshot", commandTimeout: .seconds(60)) { redis, client in
+            try await measureSnapshotAtScale(work: work + "/snapshot", revocations: snapshotRevocations, redis: redis, client: client)
+        }
 
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
         print("")
@@ -259,13 +263,7 @@ struct HABenchmark {
         var snapshotBytes: Int
     }
 
-    static func measureCapacity(work: String, revocations: Int) async throws -> Capacity {
-        let redis = try await RedisServerProcess.start(.init(directory: work + "/redis", appendOnly: false))
-        defer { Task { await redis.stop() } }
-        let client = RedisClient(configuration: redis.configuration(commandTimeout: .seconds(10)))
-        let running = Task { try await client.run() }
-        defer { running.cancel() }
-        try await client.waitUntilConnected()
+    static func measureCapacity(work: String, revocations: Int, redis: RedisServerProcess, client: RedisClient) async throws -> Capacity {
         func usedMemory() async throws -> Int { try await HABenchmark.usedMemory(client) }
         let store = RevocationStore(redis: client)
         let before = try await usedMemory()
@@ -305,7 +303,6 @@ struct HABenchmark {
         guard snapshot.starts(with: Array("HTTP/1.1 200".utf8)) else { throw BenchmarkError("GET /v1/snapshot did not answer 200") }
         print(String(format: "  GET /v1/snapshot: %.0f ms, %d bytes", snapshotMilliseconds, snapshot.count))
         await revoked.terminate()
-        await redis.stop()
         return Capacity(
             revocations: revocations, writesPerSecond: writesPerSecond, checkpoint: checkpoint,
             bytesPerRevocationAtCheckpoint: Double(atCheckpoint - before) / Double(checkpoint),
@@ -326,18 +323,15 @@ extension HABenchmark {
     }
 
     /// `revocations` live revocations written straight into Redis in the store's layout (a hash
-    /// per `jti` with its fields and a TTL spread over a day: what `POST /v1/revocations` leaves,
-    /// without the log and audit, which a snapshot never reads), then `revoked` started on it.
+    /// per `jti` with its fields, the `jti` itself only in the key, and a TTL spread over a day:
+    /// what `POST /v1/revocations` leaves, without the log and audit, which a snapshot never
+    /// reads), then `revoked` started on it.
     /// Its first snapshot waits for the one full load; each later `GET /v1/snapshot` follows a
     /// new revocation (`REVOKE_SNAPSHOT_MAX_AGE=0`), so each is encoded anew, and is checked:
     /// every new `jti` and a sample of the written ones are in its filter.
-    static func measureSnapshotAtScale(work: String, revocations: Int) async throws -> SnapshotAtScale {
-        let redis = try await RedisServerProcess.start(.init(directory: work + "/redis", appendOnly: false))
-        defer { Task { await redis.stop() } }
-        let client = RedisClient(configuration: redis.configuration(commandTimeout: .seconds(60)))
-        let running = Task { try await client.run() }
-        defer { running.cancel() }
-        try await client.waitUntilConnected()
+    static func measureSnapshotAtScale(
+        work: String, revocations: Int, redis: RedisServerProcess, client: RedisClient
+    ) async throws -> SnapshotAtScale {
         let now = Int64(Date().timeIntervalSince1970)
         func jti(_ index: Int) -> String { "scale-\(index)-0123456789abcdef0123456789" }
         let seedStart = ContinuousClock.now
@@ -352,7 +346,7 @@ extension HABenchmark {
                             let key = Array("revoke:jti:\(jti(index))".utf8)
                             let ttl = 600 + index % 86_400
                             commands.append(RedisCommand(arguments: [
-                                Array("HSET".utf8), key, Array("jti".utf8), Array(jti(index).utf8), Array("revoked_at".utf8), Array(String(now).utf8),
+                                Array("HSET".utf8), key, Array("revoked_at".utf8), Array(String(now).utf8),
                                 Array("expires_at".utf8), Array(String(now + Int64(ttl)).utf8),
                             ]))
                             commands.append(RedisCommand(arguments: [Array("EXPIRE".utf8), key, Array(String(ttl).utf8)]))
@@ -418,7 +412,6 @@ extension HABenchmark {
             print(String(format: "  GET /v1/snapshot after revocation %d: %.0f ms, %d bytes", round + 1, fetched.milliseconds, fetched.bytes))
         }
         await revoked.terminate()
-        await redis.stop()
         let sorted = served.sorted()
         return SnapshotAtScale(
             revocations: revocations, loadMilliseconds: loadMilliseconds, servedMedian: sorted[sorted.count / 2], servedMaximum: sorted.last!,
@@ -427,6 +420,27 @@ extension HABenchmark {
 }
 
 extension HABenchmark {
+    /// Runs `body` with a private `redis-server` under `work` and a client connected to it; stops
+    /// both afterwards, whether `body` returns or throws.
+    static func withPrivateRedis<T: Sendable>(
+        work: String, commandTimeout: Duration, _ body: @Sendable (RedisServerProcess, RedisClient) async throws -> T
+    ) async throws -> T {
+        let redis = try await RedisServerProcess.start(.init(directory: work + "/redis", appendOnly: false))
+        let client = RedisClient(configuration: redis.configuration(commandTimeout: commandTimeout))
+        let running = Task { try await client.run() }
+        do {
+            try await client.waitUntilConnected()
+            let result = try await body(redis, client)
+            running.cancel()
+            await redis.stop()
+            return result
+        } catch {
+            running.cancel()
+            await redis.stop()
+            throw error
+        }
+    }
+
     /// Redis' `used_memory`.
     static func usedMemory(_ client: RedisClient) async throws -> Int {
         let info = try await client.send(RedisCommand("INFO", "memory")).string ?? ""
