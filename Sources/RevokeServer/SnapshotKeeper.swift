@@ -30,9 +30,6 @@ actor SnapshotKeeper: Service {
         var generation: Int
         var cursor: EventCursor
         var builtAt: ContinuousClock.Instant
-        /// Live revoked `jti`s and live cutoffs in it.
-        var revocations: Int
-        var cutoffs: Int
     }
 
     /// What it counts, for `/metrics`.
@@ -263,12 +260,10 @@ actor SnapshotKeeper: Service {
         let now = store.currentTime
         let snapshot = state.snapshot(now: now, claimOrder: store.cutoffClaims)
         let cursor = state.cursor
-        let cutoffs = snapshot.cutoffs.count
         let generation = self.generation
         let task = Task { () async throws -> Built in
             let bytes = try await Self.offload { ByteBuffer(bytes: snapshot.encoded()) }
-            return Built(
-                bytes: bytes, generation: generation, cursor: cursor, builtAt: .now, revocations: snapshot.revocations, cutoffs: cutoffs)
+            return Built(bytes: bytes, generation: generation, cursor: cursor, builtAt: .now)
         }
         encoding = task
         defer { encoding = nil }
