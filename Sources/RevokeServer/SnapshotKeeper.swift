@@ -219,6 +219,8 @@ actor SnapshotKeeper: Service {
     /// A throw leaves the state for ``handle(_:)`` to drop.
     private func apply(_ events: [StoreEvent]) throws {
         guard var updated = state else { return }
+        // The only reference: changed in place, not copied (a throw leaves none).
+        state = nil
         for event in events {
             guard let id = EventCursor(event.id) else { throw SnapshotState.UnreadableEvent(type: event.type, id: event.id) }
             if id <= updated.cursor { continue }

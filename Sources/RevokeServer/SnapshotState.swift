@@ -3,22 +3,15 @@ import RevokeSnapshot
 import RevokeStore
 
 /// Everything a snapshot holds, at one position of the event log: the revoked `jti`s (their
-/// hashes, by when Redis expires them), the Bloom filter built from them, every cutoff and every
+/// hashes, until Redis expires them), the Bloom filter built from them, every cutoff and every
 /// blocked key. Loaded once from Redis, then changed by each event in log order.
 ///
 /// The filter only gains bits between rebuilds: a `jti` that expires or is unrevoked stays in it
 /// (a "maybe" the server answers) until ``rebuilt(now:)`` builds a new one from the hashes still
 /// live. An unrevoked `jti` is never taken out by its hash (two `jti`s may share one, and the
 /// other must stay refused): it leaves when it expires, or at the next load from Redis
-/// (``needsLoad``).
+/// (``needsLoad``). ``HeldRevocations`` holds each hash once, so the count is exact.
 struct SnapshotState: Sendable {
-    /// The hashes of revoked `jti`s whose Redis key expires within one minute, each with its
-    /// second within that minute: 9 bytes per revocation.
-    struct Minute: Sendable {
-        var hashes: [UInt64] = []
-        var seconds: [UInt8] = []
-    }
-
     /// A cutoff's claim and value, by their UTF-8 bytes (as Redis keys them: Swift's `String`
     /// equality would take "é" composed and decomposed for one value, and they are two users).
     struct CutoffKey: Hashable, Sendable {
@@ -33,14 +26,12 @@ struct SnapshotState: Sendable {
         var description: String { "the event \(id) of type \(type.debugDescription) could not be read" }
     }
 
-    /// Minutes (Unix seconds / 60) → the revocations that expire in them.
-    private(set) var minutes: [Int64: Minute] = [:]
-    /// Revocations without expiry.
-    private(set) var permanent: [UInt64] = []
-    /// Revocations held (expired ones included, until a rebuild drops them).
-    private(set) var entries = 0
-    /// The hashes of unrevoked `jti`s that may still be held (not counted as live).
-    private(set) var unrevoked: Set<UInt64> = []
+    /// The revoked `jti`s' hashes, until Redis expires them.
+    private(set) var held = HeldRevocations()
+    /// Hashes held (expired ones included, until a rebuild drops them).
+    var entries: Int { held.count }
+    /// The hashes of unrevoked `jti`s still held (not counted as live).
+    var unrevoked: Set<UInt64> { held.unrevoked }
     private(set) var cutoffs: [CutoffKey: CutoffRecord] = [:]
     private(set) var keyBlocks: Set<[UInt8]> = []
     /// The last event applied (or where the load read the log).
@@ -72,7 +63,7 @@ struct SnapshotState: Sendable {
     /// Holds a revoked `jti`'s hash until `expiresAt` (Unix seconds; nil: forever), and adds it
     /// to the filter.
     mutating func revoke(hash: UInt64, expiresAt: Int64?) {
-        hold(hash: hash, expiresAt: expiresAt)
+        guard held.revoke(hash, until: expiresAt) else { return }
         filter.insert(hash: hash)
         inFilter += 1
     }
@@ -80,20 +71,7 @@ struct SnapshotState: Sendable {
     /// Holds a revoked `jti`'s hash without adding it to the filter: for a load, whose filter
     /// ``rebuilt(now:)`` builds once everything is held.
     mutating func hold(hash: UInt64, expiresAt: Int64?) {
-        if let expiresAt {
-            let (minute, second) = Self.minute(of: expiresAt)
-            minutes[minute, default: Minute()].hashes.append(hash)
-            minutes[minute, default: Minute()].seconds.append(second)
-        } else {
-            permanent.append(hash)
-        }
-        entries += 1
-    }
-
-    /// The minute a Unix second falls in, and the second within it.
-    static func minute(of seconds: Int64) -> (minute: Int64, second: UInt8) {
-        let (quotient, remainder) = seconds.quotientAndRemainder(dividingBy: 60)
-        return remainder < 0 ? (quotient - 1, UInt8(remainder + 60)) : (quotient, UInt8(remainder))
+        held.revoke(hash, until: expiresAt)
     }
 
     mutating func setCutoff(_ record: CutoffRecord) {
@@ -112,11 +90,9 @@ struct SnapshotState: Sendable {
         }
         switch change {
         case .revocation(let jti, let expiresAt):
-            let hash = XXH64.hash(jti)
-            revoke(hash: hash, expiresAt: expiresAt.flatMap(redisExpiry(of:)))
-            unrevoked.remove(hash)
+            revoke(hash: XXH64.hash(jti), expiresAt: expiresAt.flatMap(redisExpiry(of:)))
         case .unrevocation(let jti):
-            unrevoked.insert(XXH64.hash(jti))
+            held.unrevoke(XXH64.hash(jti))
         case .cutoff(let claim, let value, let before, let expiresAt, let createdAt, let reason):
             setCutoff(
                 CutoffRecord(
@@ -143,23 +119,11 @@ struct SnapshotState: Sendable {
 
     // MARK: - Expiry and rebuilding
 
-    /// Revocations held that Redis has expired by `now` (Unix seconds).
-    func expired(now: Int64) -> Int {
-        let (currentMinute, second) = Self.minute(of: now)
-        var count = 0
-        for (minute, held) in minutes where minute <= currentMinute {
-            if minute < currentMinute {
-                count += held.hashes.count
-            } else {
-                count += held.seconds.reduce(0) { $0 + ($1 <= second ? 1 : 0) }
-            }
-        }
-        return count
-    }
+    /// Live revocations that Redis has expired by `now` (Unix seconds), until a rebuild.
+    func expired(now: Int64) -> Int { held.expired(now: now) }
 
-    /// Live revocations: those held, less the expired ones and the unrevoked ones (which may
-    /// count twice if they expired too, until the next rebuild; never below zero).
-    func live(now: Int64) -> Int { max(0, entries - expired(now: now) - unrevoked.count) }
+    /// Live revocations: held, neither unrevoked nor expired by `now`.
+    func live(now: Int64) -> Int { held.live(now: now) }
 
     /// Whether a new filter is due: this one took more than it was sized for (its
     /// false-positive rate would climb), or a quarter of what it holds has expired.
@@ -177,43 +141,12 @@ struct SnapshotState: Sendable {
     /// cost grows with what is held, from memory (no Redis): run it off the event loops.
     func rebuilt(now: Int64) -> SnapshotState {
         var next = self
-        let (currentMinute, second) = Self.minute(of: now)
-        var kept: [Int64: Minute] = [:]
-        var count = permanent.count
-        // The unrevoked hashes still held, once the expired ones are gone.
-        var stillUnrevoked: Set<UInt64> = []
-        func note(_ hashes: [UInt64]) {
-            guard !unrevoked.isEmpty else { return }
-            for hash in hashes where unrevoked.contains(hash) { stillUnrevoked.insert(hash) }
-        }
-        note(permanent)
-        for (minute, held) in minutes where minute >= currentMinute {
-            if minute > currentMinute {
-                kept[minute] = held
-                count += held.hashes.count
-                note(held.hashes)
-                continue
-            }
-            var live = Minute()
-            for (hash, expires) in zip(held.hashes, held.seconds) where expires > second {
-                live.hashes.append(hash)
-                live.seconds.append(expires)
-            }
-            if !live.hashes.isEmpty { kept[minute] = live }
-            count += live.hashes.count
-            note(live.hashes)
-        }
-        next.minutes = kept
-        next.entries = count
-        // Unrevoked hashes that have not expired stay (see the type's comment).
-        next.unrevoked = stillUnrevoked
-        next.capacity = Self.capacity(for: count)
+        next.held = held.dropping(expiredBy: now)
+        next.capacity = Self.capacity(for: next.held.count)
         next.filter = BloomFilter(capacity: next.capacity, falsePositiveRate: falsePositiveRate)
-        for hash in permanent { next.filter.insert(hash: hash) }
-        for held in kept.values {
-            for hash in held.hashes { next.filter.insert(hash: hash) }
-        }
-        next.inFilter = count
+        let filter = next.filter
+        next.held.forEachHash { filter.insert(hash: $0) }
+        next.inFilter = next.held.count
         return next
     }
 

@@ -48,17 +48,7 @@ func withRevoked(
     configure(&configuration)
     let app = try await buildApplication(configuration: configuration, logger: Logger(label: "test"))
     try await app.test(.live) { client in
-        if ready {
-            try await waitUntilReady(client)
-            // And until the snapshot keeper's first load is done (the status waits for it; a
-            // snapshot would too, but would be kept and served again): a write made while a load
-            // scans Redis can be counted twice (docs/snapshot.md), and tests count.
-            try await waitUntil("the snapshot keeper has loaded") {
-                (try? await client.execute(
-                    uri: "/v1/status", method: .get, headers: [.authorization: "Bearer admin-secret"], body: nil,
-                    testCallback: { $0.status != .serviceUnavailable })) ?? false
-            }
-        }
+        if ready { try await waitUntilReady(client) }
         try await body(client)
     }
 }

@@ -55,7 +55,62 @@ import Glibc
 
         // Revoked again after its unrevocation: counted again.
         try state.apply(event(10, "revocation", #"{"jti":"a","expires_at":null,"revoked_at":2,"reason":null}"#))
-        #expect(state.live(now: now) == 3 - 0 && state.unrevoked.isEmpty)
+        #expect(state.live(now: now) == 2 && state.entries == 2 && state.unrevoked.isEmpty)
+    }
+
+    /// Whatever order a load's scan and the log tell it in, each live `jti` counts once.
+    @Test func eachRevocationCountsOnceHoweverItIsToldOfIt() throws {
+        var state = state()
+        let expiresAt = now + 600
+        let hash = { (jti: String) in XXH64.hash(jti) }
+        // A scan that meets a key twice (Redis grew its table during it).
+        state.hold(hash: hash("scanned-twice"), expiresAt: expiresAt + 1)
+        state.hold(hash: hash("scanned-twice"), expiresAt: expiresAt + 1)
+        // Revoked while the load scanned: scanned, and read from the log after its cursor.
+        state.hold(hash: hash("during-the-scan"), expiresAt: expiresAt + 1)
+        try state.apply(event(1, "revocation", #"{"jti":"during-the-scan","expires_at":\#(expiresAt),"revoked_at":1}"#))
+        // Unrevoked while the load scanned, before the scan came to it: never held.
+        try state.apply(event(2, "unrevocation", #"{"jti":"gone-before-the-scan"}"#))
+        #expect(state.live(now: now) == 2 && state.entries == 2 && state.unrevoked.isEmpty)
+
+        // Revoked again with a new reason, or a later expiry: still one.
+        try state.apply(event(3, "revocation", #"{"jti":"scanned-twice","expires_at":\#(expiresAt),"revoked_at":2,"reason":"again"}"#))
+        try state.apply(event(4, "revocation", #"{"jti":"during-the-scan","expires_at":\#(expiresAt + 3600),"revoked_at":2}"#))
+        #expect(state.live(now: now) == 2)
+        // It counts until its new expiry, not its old one.
+        #expect(state.live(now: expiresAt + 2) == 1)
+        #expect(state.live(now: expiresAt + 3602) == 0)
+
+        // Revoked, unrevoked, revoked, unrevoked, revoked: one.
+        for (sequence, type) in ["revocation", "unrevocation", "revocation", "unrevocation", "revocation"].enumerated() {
+            try state.apply(event(UInt64(5 + sequence), type, #"{"jti":"flip","expires_at":null,"revoked_at":3}"#))
+        }
+        #expect(state.live(now: now) == 3 && state.entries == 3)
+        try state.apply(event(10, "unrevocation", #"{"jti":"flip"}"#))
+        try state.apply(event(11, "unrevocation", #"{"jti":"flip"}"#))
+        #expect(state.live(now: now) == 2 && state.unrevoked == [hash("flip")])
+        // An unrevoked jti that expires is not taken off twice.
+        try state.apply(event(12, "unrevocation", #"{"jti":"scanned-twice"}"#))
+        #expect(state.live(now: expiresAt + 2) == 1 && state.live(now: now) == 1)
+    }
+
+    @Test func thousandsOfHashesAreHeldOnceEach() throws {
+        var held = HeldRevocations()
+        // Past several growths of the table, each told twice.
+        for round in 0..<2 {
+            for index in 0..<10_000 {
+                let isNew = held.revoke(XXH64.hash("j-\(index)"), until: index.isMultiple(of: 2) ? nil : now + Int64(index))
+                #expect(isNew == (round == 0))
+            }
+        }
+        #expect(held.count == 10_000 && held.live(now: now) == 10_000)
+        // The odd ones expire one second apart: at now + 5000, those up to it are gone.
+        #expect(held.live(now: now + 5_000) == 5_000 + 2_500)
+        var seen = Set<UInt64>()
+        held.forEachHash { seen.insert($0) }
+        #expect(seen == Set((0..<10_000).map { XXH64.hash("j-\($0)") }))
+        let kept = held.dropping(expiredBy: now + 5_000)
+        #expect(kept.count == 7_500 && kept.live(now: now + 5_000) == 7_500)
     }
 
     @Test func aRevocationIsHeldUntilRedisLetsItGoNeverBefore() throws {
@@ -161,6 +216,51 @@ import Glibc
         try await client.execute(uri: "/v1/snapshot", method: .get) { response in
             #expect(response.status == .ok)
             return (try Snapshot(decoding: Array(response.body.readableBytesView)), response.headers[HTTPField.Name("Revoke-Cursor")!])
+        }
+    }
+
+    /// Writes made while the first load scans Redis (revocations it meets in the scan and again
+    /// in the log, one revoked again, one unrevoked before the scan came to it, one revoked,
+    /// unrevoked and revoked again) count once each: the count is what Redis holds.
+    @Test func writesDuringTheFirstLoadCountOnce() async throws {
+        try await withRedisServer { server in
+            try await withRedisClient(server.configuration()) { redis in
+                // Enough keys for the scan to take a while, written without events (as if
+                // before the log's position).
+                let seeded = 100_000
+                _ = try await redis.send(
+                    RedisCommand(
+                        "EVAL",
+                        "for i = 1, tonumber(ARGV[1]) do redis.call('HSET', 'revoke:jti:seed-' .. i, 'revoked_at', '1') end return 0",
+                        "0", "\(seeded)"))
+                try await withRevoked(redis: server.configuration(), ready: false) { client in
+                    try await waitUntilReady(client)
+                    let admin = "admin-secret"
+                    for index in 1...40 {
+                        let revoke = #"{"jti":"seed-\#(index)","expires_at":null,"reason":"again"}"#
+                        #expect(try await client.call(.post, "/v1/revocations", json: revoke, key: admin).status == .created)
+                        #expect(try await client.call(.delete, "/v1/revocations/seed-\(seeded - index)", key: admin).status == .noContent)
+                        #expect(try await client.call(.post, "/v1/revocations", json: #"{"jti":"new-\#(index)","expires_at":null}"#, key: admin).status == .created)
+                        #expect(try await client.call(.delete, "/v1/revocations/new-\(index)", key: admin).status == .noContent)
+                        #expect(try await client.call(.post, "/v1/revocations", json: #"{"jti":"new-\#(index)","expires_at":null}"#, key: admin).status == .created)
+                    }
+                    var keys = Set<[UInt8]>()
+                    var cursor = "0"
+                    repeat {
+                        let reply = try await redis.send(RedisCommand("SCAN", cursor, "MATCH", "revoke:jti:*", "COUNT", "10000"))
+                        guard case .array(let parts) = reply, parts.count == 2, case .array(let found) = parts[1] else {
+                            throw RedisError(.unexpectedReply, "SCAN")
+                        }
+                        cursor = parts[0].string ?? "0"
+                        keys.formUnion(found.compactMap(\.bytes))
+                    } while cursor != "0"
+                    #expect(keys.count == seeded)
+                    let status = try await client.call(.get, "/v1/status", key: admin)
+                    #expect(status.status == .ok && status.json["revocations"] == .number(Double(keys.count)), "\(status.text)")
+                    let (snapshot, _) = try await snapshot(client)
+                    #expect(snapshot.revocations == keys.count)
+                }
+            }
         }
     }
 
