@@ -27,6 +27,9 @@ struct LogoutController: Sendable {
             }
             try request.requireMediaType("application/json")
             let object = try Request.jsonObject(from: body)
+            if object["tokens"] != nil && object["token"] != nil {
+                throw APIError.invalidRequest("send token or tokens, not both")
+            }
             if let tokens = object["tokens"] {
                 guard case .array(let list) = tokens else { throw APIError.invalidRequest("tokens must be an array of strings") }
                 guard !list.isEmpty else { throw APIError.invalidRequest("tokens is empty") }

@@ -123,7 +123,9 @@ import Testing
         try await withRevoked { (client, _, _) async throws in
             let noJTI = Mint.hmac(payload: Mint.claims(jti: nil))
             let longJTI = Mint.hmac(payload: Mint.claims(jti: String(repeating: "é", count: 128) + "x"))
-            for body in [#"{"token":""}"#, "{}", #"{"token":5}"#, #"{"token":"\#(noJTI)"}"#, #"{"token":"\#(longJTI)"}"#, #"{"tokens":[]}"#] {
+            for body in [#"{"token":""}"#, "{}", #"{"token":5}"#, #"{"token":"\#(noJTI)"}"#, #"{"token":"\#(longJTI)"}"#, #"{"tokens":[]}"#,
+                #"{"token":"\#(noJTI)","tokens":["\#(noJTI)"]}"#,
+            ] {
                 let reply = try await client.call(.post, "/v1/revoke", json: body)
                 #expect(reply.status == .badRequest, "\(body)")
                 #expect(reply.error == "invalid_request")
