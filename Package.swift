@@ -183,7 +183,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RedisTests",
-            dependencies: ["Redis", "RedisSupervisor", "CHiredis", "RedisTestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["Redis", "RedisSupervisor", "CHiredis", "RedisTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -266,7 +266,7 @@ let package = Package(
         // `make bench`: throughput of the Redis layer against redis-benchmark.
         .executableTarget(
             name: "RedisBenchmark",
-            dependencies: ["Redis", "RedisSupervisor"],
+            dependencies: ["Redis", "RedisSupervisor", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             path: "Benchmarks/RedisBenchmark",
             swiftSettings: swiftSettings
         ),

@@ -39,8 +39,11 @@ extension RedisCommandSender {
 /// Any number of tasks may send at once. Their commands are encoded into one shared buffer
 /// under a lock, and a single task on the channel's event loop writes whatever has gathered
 /// in one write, so concurrent callers share writes and reads the way `redis-benchmark -P`
-/// does. Replies are decoded by hiredis' reader and handed back in order. Nothing here ever
-/// blocks a thread: callers suspend, the event loop only does non-blocking I/O.
+/// does. Callers running on the connection's event loop (``EventLoopTaskExecutor``) would keep
+/// that write waiting until all of them had run: there, once as many commands are pending as
+/// Redis has yet to answer, they are written at once, and Redis works on them while the loop
+/// runs the other callers. Replies are decoded by hiredis' reader and handed back in order.
+/// Nothing here ever blocks a thread: callers suspend, the event loop only does non-blocking I/O.
 ///
 /// A command whose reply does not arrive within its own timeout fails alone, with
 /// ``RedisError/Code/timeout``: the callers behind it keep waiting for theirs (one slow script
@@ -167,13 +170,16 @@ public final class RedisConnection: RedisCommandSender {
             if let failure = state.failure { return .failed(failure) }
             for command in commands { command.encode(into: &state.buffer) }
             state.waiters.append(waiter)
-            if state.writeScheduled { return .queued }
+            if state.writeScheduled { return .queued(state.waiters.count) }
             state.writeScheduled = true
             return .scheduleWrite
         }
         switch outcome {
-        case .queued:
-            break
+        case .queued(let pending):
+            // A caller on the event loop holds it: the write scheduled behind it waits for every
+            // caller queued there. Once as many commands are pending as Redis has yet to answer,
+            // they go out now, so Redis works on them while the event loop runs the others.
+            if pending >= queue.unanswered.load(ordering: .relaxed) && channel.eventLoop.inEventLoop { flushNow() }
         case .failed(let error):
             var waiter = waiter
             waiter.fail(error)
@@ -181,14 +187,21 @@ public final class RedisConnection: RedisCommandSender {
             let channel = self.channel
             let queue = self.queue
             channel.eventLoop.execute {
-                let (bytes, waiters, failure) = queue.takePending()
-                if let failure {
-                    for var waiter in waiters { waiter.fail(failure) }
-                    return
-                }
-                channel.writeAndFlush(PendingWrite(bytes: bytes, waiters: waiters), promise: nil)
+                Self.flush(queue, channel)
             }
         }
+    }
+
+    private func flushNow() { Self.flush(queue, channel) }
+
+    private static func flush(_ queue: CommandQueue, _ channel: any Channel) {
+        let (bytes, waiters, failure) = queue.takePending()
+        if let failure {
+            for var waiter in waiters { waiter.fail(failure) }
+            return
+        }
+        if waiters.isEmpty { return }
+        channel.writeAndFlush(PendingWrite(bytes: bytes, waiters: waiters), promise: nil)
     }
 
     /// Closes the connection; outstanding commands fail with ``RedisError/Code/connectionClosed``.
@@ -218,7 +231,8 @@ public final class RedisConnection: RedisCommandSender {
 }
 
 private enum EnqueueOutcome {
-    case queued, scheduleWrite
+    case queued(Int)
+    case scheduleWrite
     case failed(RedisError)
 }
 
@@ -303,6 +317,8 @@ final class CommandQueue: Sendable {
     }
 
     let state = Mutex(State())
+    /// Callers whose commands were written and not all answered yet (set on the event loop).
+    let unanswered = Atomic(0)
 
     /// Takes everything gathered so far, leaving the queue empty.
     func takePending() -> (ByteBuffer, [ReplyWaiter], RedisError?) {
@@ -378,6 +394,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             earliest = min(earliest ?? waiter.deadline, waiter.deadline)
             inFlight.append(waiter)
         }
+        queue.unanswered.store(inFlight.count, ordering: .relaxed)
         context.write(wrapOutboundOut(pending.bytes), promise: promise)
         if let earliest { armTimer(at: earliest, context: context) }
     }
@@ -389,6 +406,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             while let reply = try reader.next() {
                 try deliver(reply)
             }
+            queue.unanswered.store(inFlight.count, ordering: .relaxed)
         } catch let error as RedisError {
             fail(context: context, with: error)
         } catch {

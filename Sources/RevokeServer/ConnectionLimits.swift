@@ -2,6 +2,7 @@ import HummingbirdCore
 import RevokeCore
 import Logging
 import NIOCore
+import Redis
 import NIOHTTPTypes
 
 /// HTTP/1.1 as Hummingbird serves it, with the contract's limits on connections: one with no
@@ -136,21 +137,5 @@ final class HeadWatch: @unchecked Sendable {
             if case .end = unwrapOutboundIn(data) { watch.finishedResponse() }
             context.write(data, promise: promise)
         }
-    }
-}
-
-/// Runs a connection's tasks on its own event loop (a task executor preference): the request
-/// is read, handled and answered on the thread that reads the socket, without a hop to the
-/// global concurrency pool and back for each request.
-final class EventLoopTaskExecutor: TaskExecutor {
-    let loop: any EventLoop
-
-    init(_ loop: any EventLoop) {
-        self.loop = loop
-    }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

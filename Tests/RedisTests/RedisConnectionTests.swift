@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import Redis
 import RedisSupervisor
 import RedisTestSupport
@@ -109,6 +110,34 @@ import Testing
                 }
                 #expect(try await redis.send(RedisCommand("GET", "calls")) == .bulkString(Array("1000".utf8)))
             }
+        }
+    }
+
+    /// Callers on the connection's own event loop have their commands written early (before the
+    /// others queued there have run); mixed with callers on the global pool, every reply still
+    /// reaches its own caller.
+    @Test func callersOnTheConnectionsLoopAndOffItGetTheirOwnReplies() async throws {
+        try await withRedisServer { server in
+            let loop = MultiThreadedEventLoopGroup.singleton.next()
+            let connection = try await RedisConnection.connect(to: server.configuration(commandTimeout: .seconds(10)), eventLoop: loop)
+            defer { connection.close() }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for caller in 0..<300 {
+                    group.addTask(executorPreference: caller.isMultiple(of: 3) ? nil : EventLoopTaskExecutor(loop)) {
+                        for round in 0..<20 {
+                            let text = "caller-\(caller)-round-\(round)"
+                            #expect(try await connection.send(RedisCommand("ECHO", text)) == .bulkString(Array(text.utf8)))
+                            if round.isMultiple(of: 7) {
+                                let batch = try await connection.send(batch: (0..<3).map { RedisCommand("ECHO", "\(text)-\($0)") })
+                                #expect(batch == (0..<3).map { .bulkString(Array("\(text)-\($0)".utf8)) })
+                            }
+                        }
+                        _ = try await connection.send(RedisCommand("INCR", "calls"))
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await connection.send(RedisCommand("GET", "calls")) == .bulkString(Array("300".utf8)))
         }
     }
 
