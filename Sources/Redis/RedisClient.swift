@@ -161,7 +161,7 @@ public final class RedisClient: RedisCommandSender, Service {
     /// Whether a connection is up right now.
     public var isConnected: Bool { (try? connection)?.isOpen == true }
 
-    public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RedisValue {
+    public nonisolated(nonsending) func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RedisValue {
         let connection = try self.connection
         do {
             return try await connection.send(command, timeout: timeout)
@@ -171,7 +171,7 @@ public final class RedisClient: RedisCommandSender, Service {
         }
     }
 
-    public func send(batch commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RedisValue] {
+    public nonisolated(nonsending) func send(batch commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RedisValue] {
         let connection = try self.connection
         let replies = try await connection.send(batch: commands, timeout: timeout)
         // Only behind Sentinel does a READONLY mean anything to do: no scan of the replies else.

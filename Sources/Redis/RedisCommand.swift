@@ -34,15 +34,32 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "\(name) (\(arguments.count - 1) arguments)" }
 
-    /// The exact bytes of the command in RESP, as hiredis' `redisFormatCommandArgv` writes them.
+    /// The exact bytes of the command in RESP, as hiredis' `redisFormatCommandArgv` writes them,
+    /// in one reservation of the buffer (it runs for every command sent).
     public func encode(into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "*"))
-        Self.writeDecimal(arguments.count, into: &buffer)
-        for argument in arguments {
-            buffer.writeInteger(UInt8(ascii: "$"))
-            Self.writeDecimal(argument.count, into: &buffer)
-            buffer.writeBytes(argument)
-            buffer.writeInteger(UInt16(0x0D0A))  // CRLF, big endian
+        var size = 3 + Self.digits(arguments.count)
+        for index in arguments.indices {
+            let count = arguments[index].count
+            size += 5 + Self.digits(count) + count
+        }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            var at = 0
+            raw[at] = UInt8(ascii: "*")
+            at = Self.writeDecimal(arguments.count, into: raw, at: at + 1)
+            for index in arguments.indices {
+                raw[at] = UInt8(ascii: "$")
+                arguments[index].withUnsafeBytes { bytes in
+                    at = Self.writeDecimal(bytes.count, into: raw, at: at + 1)
+                    if !bytes.isEmpty {
+                        UnsafeMutableRawBufferPointer(rebasing: raw[at..<(at + bytes.count)]).copyMemory(from: bytes)
+                    }
+                    at += bytes.count
+                }
+                raw[at] = 0x0D
+                raw[at + 1] = 0x0A
+                at += 2
+            }
+            return at
         }
     }
 
@@ -53,18 +70,16 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
         return count
     }
 
-    /// `value` in decimal followed by CRLF, without building a String.
-    private static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
+    /// `value` in decimal followed by CRLF at `start`; returns where it ends.
+    private static func writeDecimal(_ value: Int, into raw: UnsafeMutableRawBufferPointer, at start: Int) -> Int {
         let count = digits(value)
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count + 2) { raw in
-            var rest = value
-            for index in stride(from: count - 1, through: 0, by: -1) {
-                raw[index] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-            }
-            raw[count] = 0x0D
-            raw[count + 1] = 0x0A
-            return count + 2
+        var rest = value
+        for index in stride(from: start + count - 1, through: start, by: -1) {
+            raw[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
         }
+        raw[start + count] = 0x0D
+        raw[start + count + 1] = 0x0A
+        return start + count + 2
     }
 }

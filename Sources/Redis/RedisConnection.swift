@@ -14,22 +14,22 @@ public protocol RedisCommandSender: Sendable {
     ///   - command: The command.
     ///   - timeout: How long to wait for the reply; nil for the configured command timeout.
     /// - Throws: ``RedisError``; an error reply is thrown as ``RedisError/Code/commandFailed``.
-    func send(_ command: RedisCommand, timeout: Duration?) async throws -> RedisValue
+    nonisolated(nonsending) func send(_ command: RedisCommand, timeout: Duration?) async throws -> RedisValue
 
     /// Sends many commands in one write and returns their replies in order. Error replies are
     /// returned as ``RedisValue/error(_:)`` in their place, so one failing command does not
     /// hide the others.
-    func send(batch commands: [RedisCommand], timeout: Duration?) async throws -> [RedisValue]
+    nonisolated(nonsending) func send(batch commands: [RedisCommand], timeout: Duration?) async throws -> [RedisValue]
 }
 
 extension RedisCommandSender {
     /// Sends one command with the configured command timeout.
-    public func send(_ command: RedisCommand) async throws -> RedisValue {
+    public nonisolated(nonsending) func send(_ command: RedisCommand) async throws -> RedisValue {
         try await send(command, timeout: nil)
     }
 
     /// Sends many commands in one write with the configured command timeout.
-    public func send(batch commands: [RedisCommand]) async throws -> [RedisValue] {
+    public nonisolated(nonsending) func send(batch commands: [RedisCommand]) async throws -> [RedisValue] {
         try await send(batch: commands, timeout: nil)
     }
 }
@@ -53,11 +53,14 @@ extension RedisCommandSender {
 /// and the client reconnects.
 public final class RedisConnection: RedisCommandSender {
     private let channel: any Channel
+    /// The channel's event loop, read once (every command asks whether it runs there).
+    private let eventLoop: any EventLoop
     private let queue: CommandQueue
     private let commandTimeout: TimeAmount
 
     private init(channel: any Channel, queue: CommandQueue, commandTimeout: Duration) {
         self.channel = channel
+        self.eventLoop = channel.eventLoop
         self.queue = queue
         self.commandTimeout = TimeAmount(commandTimeout)
     }
@@ -140,7 +143,7 @@ public final class RedisConnection: RedisCommandSender {
         }
     }
 
-    public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RedisValue {
+    public nonisolated(nonsending) func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RedisValue {
         let wait = timeout.map(TimeAmount.init) ?? commandTimeout
         // Resumed exactly once: the waiter is in exactly one place at a time (the queue, then
         // the handler's in-flight list), and whoever takes it out resumes it: the enqueue
@@ -148,27 +151,29 @@ public final class RedisConnection: RedisCommandSender {
         // then stays in the list without its continuation, to consume the late reply), or the
         // failure that empties both.
         let reply = try await withUnsafeThrowingContinuation { continuation in
-            enqueue([command], waiter: ReplyWaiter(.single(continuation), expected: 1, timeout: wait))
+            enqueue(waiter: ReplyWaiter(.single(continuation), expected: 1, timeout: wait)) { command.encode(into: &$0) }
         }
         if case .error(let message) = reply { throw RedisError(.commandFailed, message) }
         return reply
     }
 
-    public func send(batch commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RedisValue] {
+    public nonisolated(nonsending) func send(batch commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RedisValue] {
         if commands.isEmpty { return [] }
         let wait = timeout.map(TimeAmount.init) ?? commandTimeout
         // Resumed exactly once, as in send(_:timeout:).
         return try await withUnsafeThrowingContinuation { continuation in
-            enqueue(commands, waiter: ReplyWaiter(.batch(continuation), expected: commands.count, timeout: wait))
+            enqueue(waiter: ReplyWaiter(.batch(continuation), expected: commands.count, timeout: wait)) { buffer in
+                for command in commands { command.encode(into: &buffer) }
+            }
         }
     }
 
     /// Encodes the commands into the shared buffer; the first caller after a write schedules
     /// the next one on the event loop, where everything gathered by then goes out together.
-    private func enqueue(_ commands: [RedisCommand], waiter: ReplyWaiter) {
+    private func enqueue(waiter: ReplyWaiter, encode: (inout ByteBuffer) -> Void) {
         let outcome = queue.state.withLock { state -> EnqueueOutcome in
             if let failure = state.failure { return .failed(failure) }
-            for command in commands { command.encode(into: &state.buffer) }
+            encode(&state.buffer)
             state.waiters.append(waiter)
             if state.writeScheduled { return .queued(state.waiters.count) }
             state.writeScheduled = true
@@ -179,14 +184,14 @@ public final class RedisConnection: RedisCommandSender {
             // A caller on the event loop holds it: the write scheduled behind it waits for every
             // caller queued there. Once as many commands are pending as Redis has yet to answer,
             // they go out now, so Redis works on them while the event loop runs the others.
-            if pending >= queue.unanswered.load(ordering: .relaxed) && channel.eventLoop.inEventLoop { flushNow() }
+            if pending >= queue.unanswered.load(ordering: .relaxed) && eventLoop.inEventLoop { flushNow() }
         case .failed(let error):
             var waiter = waiter
             waiter.fail(error)
         case .scheduleWrite:
             let channel = self.channel
             let queue = self.queue
-            channel.eventLoop.execute {
+            eventLoop.execute {
                 Self.flush(queue, channel)
             }
         }

@@ -232,7 +232,8 @@ import Glibc
                     RedisCommand(
                         "EVAL",
                         "for i = 1, tonumber(ARGV[1]) do redis.call('HSET', 'revoke:jti:seed-' .. i, 'revoked_at', '1') end return 0",
-                        "0", "\(seeded)"))
+                        "0", "\(seeded)"),
+                    timeout: .seconds(60))
                 try await withRevoked(redis: server.configuration(), ready: false) { client in
                     try await waitUntilReady(client)
                     let admin = "admin-secret"
