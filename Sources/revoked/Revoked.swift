@@ -139,7 +139,7 @@ struct Revoked: AsyncParsableCommand {
         }
         let chosenLevel = level
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = LineLogHandler(label: label)
             handler.logLevel = chosenLevel
             return handler
         }

@@ -99,6 +99,8 @@ import Glibc
 
             let log = revoked.log()
             #expect(log.contains("jti=logged-jti") && log.contains("action=cutoff"), "the log does not show the revocation and the cutoff: \(log)")
+            // The logger's own metadata (the request's ID, set on each request) is in its lines.
+            #expect(log.contains(" hb.request.id="), "the log lines lack the request ID: \(log)")
             #expect(!log.contains("\ncritical revoked: forged"), "a jti forged a log line")
             #expect(!log.contains("\ncritical revoked: alg"), "a token's alg forged a log line")
             let parts = token.split(separator: ".").map(String.init)
