@@ -8,7 +8,8 @@ import Synchronization
 
 /// Follows the store's event log with one blocking `XREAD` loop per process and hands every
 /// event to each `GET /v1/events` stream, in order, with a heartbeat when a second passes
-/// without one. Several `revoked` processes on one Redis each follow the same log, so a client
+/// without one (a tenth of the streams at a time, a tenth of a second apart: 1,000 streams
+/// woken at once held up the checks on the same event loops). Several `revoked` processes on one Redis each follow the same log, so a client
 /// may resume from its cursor on any of them.
 ///
 /// Never a gap: after each read the hub checks that nothing after its position was removed
@@ -224,6 +225,7 @@ final class EventHub: Service, Sendable {
                 }
                 var position = start
                 var lastSent = ContinuousClock.now
+                var slice = 0
                 var lastEvents = ContinuousClock.now - .seconds(1)
                 var behind = false
                 while !Task.isCancelled {
@@ -236,7 +238,8 @@ final class EventHub: Service, Sendable {
                         let elapsed = ContinuousClock.now - lastEvents
                         if elapsed < pace { try await Task.sleep(for: pace - elapsed) }
                     }
-                    let events = try await store.waitForEvents(after: position, on: reader, block: heartbeatInterval, count: Self.pageSize)
+                    let tick = heartbeatInterval / Self.heartbeatSlices
+                    let events = try await store.waitForEvents(after: position, on: reader, block: tick, count: Self.pageSize)
                     behind = events.count >= Self.pageSize
                     if failures > 0 { logger.info("following the event log again") }
                     failures = 0
@@ -261,8 +264,10 @@ final class EventHub: Service, Sendable {
                         broadcast(events, position: position)
                         lastSent = .now
                         lastEvents = .now
-                    } else if ContinuousClock.now - lastSent >= heartbeatInterval - .milliseconds(50) {
-                        broadcast([], position: position)
+                    } else if ContinuousClock.now - lastSent >= tick - tick / 10 {
+                        // Each slice in turn: every stream hears from the hub once an interval.
+                        broadcast([], position: position, slice: slice)
+                        slice = (slice + 1) % Self.heartbeatSlices
                         lastSent = .now
                     }
                 }
@@ -282,6 +287,9 @@ final class EventHub: Service, Sendable {
     /// Events read from the log at once.
     static let pageSize = 1000
 
+    /// Heartbeats go to the streams whose ID falls in one of this many slices at a time.
+    static let heartbeatSlices = 10
+
     /// The shortest time between two broadcasts of events: 20 µs per open stream, at most 50 ms
     /// (1,000 streams: 20 ms). A change then reaches every stream within that much more than
     /// one read of the log, and a flood costs each stream at most one wakeup per pace.
@@ -290,7 +298,8 @@ final class EventHub: Service, Sendable {
         return min(.milliseconds(50), .microseconds(20 * streams))
     }
 
-    private func broadcast(_ events: [StoreEvent], position: EventCursor) {
+    /// Hands `events` to every stream, or, with none and a `slice`, a heartbeat to that slice.
+    private func broadcast(_ events: [StoreEvent], position: EventCursor, slice: Int? = nil) {
         let subscribers = state.withLock { state in
             state.position = position
             state.following = true
@@ -300,7 +309,8 @@ final class EventHub: Service, Sendable {
         let rendered = events.compactMap(RenderedEvent.init)
         let bytes = rendered.reduce(0) { $0 + $1.bytes.readableBytes }
         let items = rendered.map(StreamItem.event) + [.heartbeat]
-        for (id, subscription) in subscribers where !subscription.offer(rendered, items: items, bytes: bytes) {
+        for (id, subscription) in subscribers where slice.map({ id % Self.heartbeatSlices == $0 }) ?? true {
+            if subscription.offer(rendered, items: items, bytes: bytes) { continue }
             logger.debug("closing an event stream that does not keep up", metadata: ["stream": "\(id)"])
             remove(id)
             subscription.close()
