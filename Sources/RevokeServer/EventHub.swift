@@ -9,8 +9,8 @@ import Synchronization
 /// Follows the store's event log with one blocking `XREAD` loop per process and hands every
 /// event to each `GET /v1/events` stream, in order, with a heartbeat when a second passes
 /// without one (a tenth of the streams at a time, a tenth of a second apart: 1,000 streams
-/// woken at once held up the checks on the same event loops). Several `revoked` processes on one Redis each follow the same log, so a client
-/// may resume from its cursor on any of them.
+/// woken at once held up the checks on the same event loops). Several `revoked` processes on
+/// one Redis each follow the same log, so a client may resume from its cursor on any of them.
 ///
 /// Never a gap: after each read the hub checks that nothing after its position was removed
 /// before it read (it may have fallen behind while the log was trimmed); if something was, it
