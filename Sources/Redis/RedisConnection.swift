@@ -184,21 +184,16 @@ public final class RedisConnection: RedisCommandSender {
             // A caller on the event loop holds it: the write scheduled behind it waits for every
             // caller queued there. Once as many commands are pending as Redis has yet to answer,
             // they go out now, so Redis works on them while the event loop runs the others.
-            if pending >= queue.unanswered.load(ordering: .relaxed) && eventLoop.inEventLoop { flushNow() }
+            if pending >= queue.unanswered.load(ordering: .relaxed) && eventLoop.inEventLoop { Self.flush(queue, channel) }
         case .failed(let error):
             var waiter = waiter
             waiter.fail(error)
         case .scheduleWrite:
-            let channel = self.channel
-            let queue = self.queue
-            eventLoop.execute {
-                Self.flush(queue, channel)
-            }
+            eventLoop.execute { [queue, channel] in Self.flush(queue, channel) }
         }
     }
 
-    private func flushNow() { Self.flush(queue, channel) }
-
+    /// Writes whatever is pending (on the event loop), or fails it once the connection failed.
     private static func flush(_ queue: CommandQueue, _ channel: any Channel) {
         let (bytes, waiters, failure) = queue.takePending()
         if let failure {

@@ -226,6 +226,7 @@ final class EventHub: Service, Sendable {
                 var position = start
                 var lastSent = ContinuousClock.now
                 var slice = 0
+                let tick = heartbeatInterval / Self.heartbeatSlices
                 var lastEvents = ContinuousClock.now - .seconds(1)
                 var behind = false
                 while !Task.isCancelled {
@@ -238,7 +239,6 @@ final class EventHub: Service, Sendable {
                         let elapsed = ContinuousClock.now - lastEvents
                         if elapsed < pace { try await Task.sleep(for: pace - elapsed) }
                     }
-                    let tick = heartbeatInterval / Self.heartbeatSlices
                     let events = try await store.waitForEvents(after: position, on: reader, block: tick, count: Self.pageSize)
                     behind = events.count >= Self.pageSize
                     if failures > 0 { logger.info("following the event log again") }

@@ -69,7 +69,7 @@ struct HeldRevocations: Sendable {
     }
 
     /// Adds one to (or, by `-1`, takes one from) the live count of those expiring at `expiry`.
-    private mutating func count(_ expiry: UInt32, by change: Int) {
+    private mutating func tally(_ expiry: UInt32, by change: Int) {
         counted += change
         guard expiry != Self.forever else { return }
         let (minute, second) = Self.minute(of: Int64(expiry))
@@ -89,16 +89,16 @@ struct HeldRevocations: Sendable {
             let held = expiries[index]
             if unrevoked.remove(hash) == nil {
                 guard expiry > held else { return false }
-                count(held, by: -1)
+                tally(held, by: -1)
             }
             expiries[index] = max(held, expiry)
-            count(expiries[index], by: 1)
+            tally(expiries[index], by: 1)
             return false
         }
         hashes[index] = hash
         expiries[index] = expiry
-        self.count += 1
-        count(expiry, by: 1)
+        count += 1
+        tally(expiry, by: 1)
         if isFull { grow() }
         return true
     }
@@ -108,7 +108,7 @@ struct HeldRevocations: Sendable {
     mutating func unrevoke(_ hash: UInt64) {
         let (index, found) = slot(of: hash)
         guard found, unrevoked.insert(hash).inserted else { return }
-        count(expiries[index], by: -1)
+        tally(expiries[index], by: -1)
     }
 
     private mutating func grow() {
@@ -160,7 +160,7 @@ struct HeldRevocations: Sendable {
             if unrevoked.contains(hash) {
                 next.unrevoked.insert(hash)
             } else {
-                next.count(expiry, by: 1)
+                next.tally(expiry, by: 1)
             }
         }
         return next
