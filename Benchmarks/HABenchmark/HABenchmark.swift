@@ -23,7 +23,8 @@ import Glibc
 ///   deployment;
 /// - `POST /v1/check` over TLS to Redis against clear text, same server;
 /// - the capacity figures of docs/scaling.md: writes per second through the store's scripts,
-///   Redis bytes per revocation (log and audit included), a snapshot of a million revocations;
+///   Redis bytes per revocation (log and audit included) as logouts make them and with a reason,
+///   a snapshot of a million revocations;
 /// - `GET /v1/snapshot` with ten million live revocations, against the full load from Redis
 ///   (the scan every build cost before the snapshot was kept in step with the log).
 @main
@@ -60,7 +61,8 @@ struct HABenchmark {
         print("Checks: wrk -t2 -c50 -d\(seconds)s POST /v1/check, revoked to one redis-server in clear text, then over TLS")
         let checks = try await measureTLS(work: work + "/tls", scripts: scripts, seconds: seconds)
         print("")
-        print("Capacity: \(revocations) revocations through the store's script (64 callers), one redis-server")
+        print("Capacity: \(revocations) revocations through the store's script as logouts make them, then \(revocations / 25) with a reason")
+        print("and an audit entry (64 callers), one redis-server")
         let capacity = try await withPrivateRedis(work: work + "/capacity", commandTimeout: .seconds(10)) { redis, client in
             try await measureCapacity(work: work + "/capacity", revocations: revocations, redis: redis, client: client)
         }
@@ -95,7 +97,9 @@ struct HABenchmark {
         row("store writes/s, one primary (64 callers)", String(format: "%.0f", capacity.writesPerSecond))
         row("bytes/revocation at \(capacity.revocations / 1000)k (target <= 200)", String(format: "%.0f", capacity.bytesPerRevocation),
             "at \(capacity.checkpoint / 1000)k", String(format: "%.0f", capacity.bytesPerRevocationAtCheckpoint))
-        row("snapshot of \(capacity.revocations / 1000)k: first GET", String(format: "%.0f ms", capacity.snapshotMilliseconds),
+        row("bytes/revocation with a reason (added)", String(format: "%.0f", capacity.bytesPerReasonedRevocation),
+            "both kinds together", String(format: "%.0f", capacity.bytesPerRevocationInAll))
+        row("snapshot of \((capacity.revocations + capacity.revocations / 25) / 1000)k: first GET", String(format: "%.0f ms", capacity.snapshotMilliseconds),
             "bytes", "\(capacity.snapshotBytes)")
         let scaleName = scale.revocations >= 1_000_000 ? "\(scale.revocations / 1_000_000)M" : "\(scale.revocations / 1000)k"
         row("snapshot \(scaleName): GET median (<= 200 ms)", String(format: "%.0f ms", scale.servedMedian),
@@ -258,7 +262,12 @@ struct HABenchmark {
         var writesPerSecond: Double
         var checkpoint: Int
         var bytesPerRevocationAtCheckpoint: Double
+        /// Revocations as logout flows make them (no reason, no audit).
         var bytesPerRevocation: Double
+        /// Each of the 25th as many added after them with a reason and an audit entry.
+        var bytesPerReasonedRevocation: Double
+        /// Both kinds together.
+        var bytesPerRevocationInAll: Double
         var snapshotMilliseconds: Double
         var snapshotBytes: Int
     }
@@ -272,20 +281,23 @@ struct HABenchmark {
         var atCheckpoint = 0
         let started = ContinuousClock.now
         var writesPerSecond = 0.0
-        // 64 callers, each its share of UUID jtis with a reason, as an admin revokes them.
-        for (from, to) in [(0, checkpoint), (checkpoint, revocations)] where to > from {
-            let phaseStart = ContinuousClock.now
+        /// 64 callers, each its share of `count` UUID `jti`s.
+        func revoke(_ count: Int, reason: String?, actor: String?) async throws {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for caller in 0..<64 {
                     group.addTask {
-                        for index in stride(from: from + caller, to: to, by: 64) {
-                            _ = index
-                            _ = try await store.revoke(jti: UUID().uuidString.lowercased(), expiresAt: expiresAt, reason: "capacity run", actor: "bench")
+                        for _ in stride(from: caller, to: count, by: 64) {
+                            _ = try await store.revoke(jti: UUID().uuidString.lowercased(), expiresAt: expiresAt, reason: reason, actor: actor)
                         }
                     }
                 }
                 try await group.waitForAll()
             }
+        }
+        // As logout flows revoke (no reason, no audit): the packed record.
+        for (from, to) in [(0, checkpoint), (checkpoint, revocations)] where to > from {
+            let phaseStart = ContinuousClock.now
+            try await revoke(to - from, reason: nil, actor: nil)
             if from == 0 {
                 atCheckpoint = try await usedMemory()
                 writesPerSecond = Double(to - from) / (ContinuousClock.now - phaseStart).seconds
@@ -294,6 +306,13 @@ struct HABenchmark {
         }
         let after = try await usedMemory()
         print(String(format: "  %d revocations in %.1f s in all; used_memory %d -> %d (%d at %d)", revocations, (ContinuousClock.now - started).seconds, before, after, atCheckpoint, checkpoint))
+        // Then as an incident responder revokes (a reason, audited): the record is a hash. Few
+        // enough that Redis' key tables do not double on the way (at 2^20 keys after a million),
+        // which would charge them the doubling of both tables (16 to 32 MB, docs/scaling.md).
+        let reasoned = revocations / 25
+        try await revoke(reasoned, reason: "capacity run", actor: "bench")
+        let withReasons = try await usedMemory()
+        print(String(format: "  then %d with a reason, audited: used_memory %d", reasoned, withReasons))
 
         // The snapshot of all of them, through revoked: the first GET waits for its load at start.
         let port = try RedisServerProcess.freeLoopbackPort()
@@ -306,7 +325,9 @@ struct HABenchmark {
         return Capacity(
             revocations: revocations, writesPerSecond: writesPerSecond, checkpoint: checkpoint,
             bytesPerRevocationAtCheckpoint: Double(atCheckpoint - before) / Double(checkpoint),
-            bytesPerRevocation: Double(after - before) / Double(revocations), snapshotMilliseconds: snapshotMilliseconds,
+            bytesPerRevocation: Double(after - before) / Double(revocations),
+            bytesPerReasonedRevocation: Double(withReasons - after) / Double(reasoned),
+            bytesPerRevocationInAll: Double(withReasons - before) / Double(revocations + reasoned), snapshotMilliseconds: snapshotMilliseconds,
             snapshotBytes: snapshot.count)
     }
 }
@@ -322,8 +343,8 @@ extension HABenchmark {
         var redisBytes: Int
     }
 
-    /// `revocations` live revocations written straight into Redis in the store's layout (a hash
-    /// per `jti` with its fields, the `jti` itself only in the key, and a TTL spread over a day:
+    /// `revocations` live revocations written straight into Redis in the store's layout (a packed
+    /// record per `jti`, the `jti` itself only in the key, and a TTL spread over a day:
     /// what `POST /v1/revocations` leaves, without the log and audit, which a snapshot never
     /// reads), then `revoked` started on it.
     /// Its first snapshot waits for the one full load; each later `GET /v1/snapshot` follows a
@@ -341,15 +362,13 @@ extension HABenchmark {
                 group.addTask {
                     for first in stride(from: worker * batch, to: revocations, by: 4 * batch) {
                         var commands: [RedisCommand] = []
-                        commands.reserveCapacity(2 * batch)
+                        commands.reserveCapacity(batch)
                         for index in first..<min(first + batch, revocations) {
                             let key = Array("revoke:jti:\(jti(index))".utf8)
                             let ttl = 600 + index % 86_400
-                            commands.append(RedisCommand(arguments: [
-                                Array("HSET".utf8), key, Array("revoked_at".utf8), Array(String(now).utf8),
-                                Array("expires_at".utf8), Array(String(now + Int64(ttl)).utf8),
-                            ]))
-                            commands.append(RedisCommand(arguments: [Array("EXPIRE".utf8), key, Array(String(ttl).utf8)]))
+                            // The packed record: revoked_at, then eight digits of the lifetime.
+                            let packed = String(now) + String(format: "%08d", ttl)
+                            commands.append(RedisCommand(arguments: [Array("SET".utf8), key, Array(packed.utf8), Array("EX".utf8), Array(String(ttl).utf8)]))
                         }
                         for reply in try await client.send(batch: commands) {
                             if case .error(let message) = reply { throw BenchmarkError("seeding: \(message)") }

@@ -7,7 +7,8 @@ public struct KeyLayout: Sendable, Equatable {
         self.namespace = namespace
     }
 
-    /// `N:jti:<jti>`: a revoked token, a hash with its record, TTL the token's remaining life.
+    /// `N:jti:<jti>`: a revoked token, its record (a packed string or a hash, `Scripts`), TTL the
+    /// token's remaining life.
     public func revocation(_ jti: String) -> [UInt8] { Array("\(namespace):jti:".utf8) + Array(jti.utf8) }
     /// `N:cut:<claim>:<value>`: a cutoff, a hash with its record.
     public func cutoff(claim: String, value: String) -> [UInt8] {

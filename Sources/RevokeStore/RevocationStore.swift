@@ -141,10 +141,13 @@ public final class RevocationStore: Sendable {
     /// The revocation of a `jti`, or nil.
     public func revocation(jti: String) async throws -> RevocationRecord? {
         try await translatingRedisErrors {
-            let fields = try Self.hash(try await redis.send(RedisCommand(arguments: [Array("HGETALL".utf8), keys.revocation(jti)])))
-            guard let revokedAt = fields["revoked_at"].flatMap({ Int64($0) }) else { return nil }
+            let reply = try await redis.evaluate(Scripts.readRevocation, keys: [keys.revocation(jti)])
+            guard case .array(let fields) = reply else { return nil }
+            guard fields.count == 3, let revokedAt = fields[0].integer, let expiresAt = fields[1].string, let reason = fields[2].string else {
+                throw RedisError(.unexpectedReply, "the revocation's record reads as \(reply)")
+            }
             return RevocationRecord(
-                jti: jti, expiresAt: fields["expires_at"].flatMap { Int64($0) }, revokedAt: revokedAt, reason: fields["reason"])
+                jti: jti, expiresAt: expiresAt.isEmpty ? nil : Int64(expiresAt), revokedAt: revokedAt, reason: reason.isEmpty ? nil : reason)
         }
     }
 

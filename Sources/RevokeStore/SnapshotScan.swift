@@ -2,7 +2,7 @@ import Redis
 import RevokeCore
 
 /// What a snapshot is loaded from when nothing is known yet: every live revocation (with when
-/// Redis expires it), cutoff and blocked key, in one `SCAN` of the namespace's hashes.
+/// Redis expires it), cutoff and blocked key, in one `SCAN` of the namespace's keys.
 extension RevocationStore {
     /// One page of the scan.
     public struct ScannedRecords: Sendable {
@@ -14,7 +14,7 @@ extension RevocationStore {
         public var keyBlocks: [String] = []
     }
 
-    /// Every live record, a page at a time, from one `SCAN` over `N:*` hashes (the namespace's
+    /// Every live record, a page at a time, from one `SCAN` over `N:*` keys (the namespace's
     /// glob characters escaped): each page's revocations get their `PTTL`s and its cutoffs
     /// their fields in one pipelined batch. Redis has expired the dead ones; a key removed
     /// between the scan and its batch is left out.
@@ -59,14 +59,13 @@ extension RevocationStore {
         }
     }
 
-    /// `SCAN` of hashes matching `pattern`, a page of keys at a time.
+    /// `SCAN` of the keys matching `pattern`, a page of keys at a time.
     private func scan(pattern: [UInt8], batch: Int, _ body: ([[UInt8]]) async throws -> Void) async throws {
         var cursor: [UInt8] = Array("0".utf8)
         repeat {
             let reply = try await redis.send(
                 RedisCommand(arguments: [
                     Array("SCAN".utf8), cursor, Array("MATCH".utf8), pattern, Array("COUNT".utf8), Array(String(batch).utf8),
-                    Array("TYPE".utf8), Array("hash".utf8),
                 ]))
             if case .error(let message) = reply { throw RedisError(.commandFailed, message) }
             guard case .array(let parts) = reply, parts.count == 2, let next = parts[0].bytes, case .array(let items) = parts[1] else {

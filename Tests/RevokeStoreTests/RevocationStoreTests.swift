@@ -102,6 +102,60 @@ final class TestClock: Sendable {
         }
     }
 
+    /// A revocation with an expiry less than 10^8 seconds away and no reason is a packed
+    /// decimal, which Redis holds as an integer; one with a reason, without an expiry or with one
+    /// further away is a hash; a hash written by an earlier release reads the same. A repeat of
+    /// either shape changes nothing, and the snapshot's scan finds both.
+    @Test func recordsArePackedWhenTheyCanBeAndEveryShapeReadsBack() async throws {
+        try await withStore { store, redis, clock in
+            let start = Int64(Self.start)
+            func type(_ jti: String) async throws -> String? { try await redis.send(RedisCommand("TYPE", "revoke:jti:\(jti)")).string }
+            func value(_ jti: String) async throws -> String? { try await redis.send(RedisCommand("GET", "revoke:jti:\(jti)")).string }
+
+            _ = try await store.revoke(jti: "plain", expiresAt: start + 3_600)
+            #expect(try await value("plain") == "\(start)00003600")
+            #expect(try await redis.send(RedisCommand("OBJECT", "ENCODING", "revoke:jti:plain")).string == "int")
+            #expect(try await store.revocation(jti: "plain") == RevocationRecord(jti: "plain", expiresAt: start + 3_600, revokedAt: start, reason: nil))
+            _ = try await store.revoke(jti: "edge", expiresAt: start + 99_999_999)
+            #expect(try await value("edge") == "\(start)99999999")
+            #expect(try await store.revocation(jti: "edge")?.expiresAt == start + 99_999_999)
+
+            let hashes: [(jti: String, expiresAt: Int64?, reason: String?)] = [
+                ("reason", start + 60, "INC-1"), ("forever", nil, nil), ("far", start + 100_000_000, nil),
+            ]
+            for (jti, expiresAt, reason) in hashes {
+                _ = try await store.revoke(jti: jti, expiresAt: expiresAt, reason: reason, actor: reason.map { _ in "ops" })
+                #expect(try await type(jti) == "hash", "\(jti)")
+                #expect(try await store.revocation(jti: jti) == RevocationRecord(jti: jti, expiresAt: expiresAt, revokedAt: start, reason: reason))
+            }
+
+            // As releases before the packed shape wrote it, the jti repeated.
+            _ = try await redis.send(
+                RedisCommand("HSET", "revoke:jti:old", "jti", "old", "revoked_at", "\(start - 100)", "expires_at", "\(start + 500)"))
+            #expect(try await store.revocation(jti: "old") == RevocationRecord(jti: "old", expiresAt: start + 500, revokedAt: start - 100, reason: nil))
+
+            clock.advance(10)
+            let events = try await redis.send(RedisCommand("XLEN", "revoke:events"))
+            #expect(
+                try await store.revoke(jti: "plain", expiresAt: start + 3_600)
+                    == .revoked(RevocationRecord(jti: "plain", expiresAt: start + 3_600, revokedAt: start, reason: nil)))
+            #expect(
+                try await store.revoke(jti: "old", expiresAt: start + 500)
+                    == .revoked(RevocationRecord(jti: "old", expiresAt: start + 500, revokedAt: start - 100, reason: nil)))
+            #expect(try await redis.send(RedisCommand("XLEN", "revoke:events")) == events)
+
+            // Revoked again with another expiry: the old hash is replaced by the packed shape.
+            _ = try await store.revoke(jti: "old", expiresAt: start + 900)
+            #expect(try await value("old") == "\(start + 10)00000890")
+            #expect(try await store.revocation(jti: "old") == RevocationRecord(jti: "old", expiresAt: start + 900, revokedAt: start + 10, reason: nil))
+
+            var scanned: Set<String> = []
+            try await store.scanSnapshotRecords { page in scanned.formUnion(page.revocations.map { String(decoding: $0.jti, as: UTF8.self) }) }
+            #expect(scanned == ["plain", "edge", "reason", "forever", "far", "old"])
+            for jti in scanned { #expect(try await store.check(CheckQuery(jti: jti)) == .revokedByJTI, "\(jti)") }
+        }
+    }
+
     @Test func everyChangeReachesTheEventLogInOrder() async throws {
         try await withStore(namespace: "ns1") { store, redis, _ in
             _ = try await store.revoke(jti: "a", expiresAt: nil)
@@ -215,10 +269,18 @@ final class TestClock: Sendable {
     @Test func aDamagedKeyIsAFailureNotAnOutage() async throws {
         try await withStore { store, redis, _ in
             _ = try await redis.send(RedisCommand("SET", "revoke:jti:damaged", "not a hash"))
-            await #expect {
-                _ = try await store.revocation(jti: "damaged")
-            } throws: { error in
-                (error as? StoreError)?.kind == .failed
+            _ = try await redis.send(RedisCommand("RPUSH", "revoke:jti:listed", "1700000000"))
+            for jti in ["damaged", "listed"] {
+                await #expect {
+                    _ = try await store.revocation(jti: jti)
+                } throws: { error in
+                    (error as? StoreError)?.kind == .failed
+                }
+                await #expect {
+                    _ = try await store.revoke(jti: jti, expiresAt: nil)
+                } throws: { error in
+                    (error as? StoreError)?.kind == .failed
+                }
             }
             _ = try await redis.send(RedisCommand("SET", "revoke:cut:sub:damaged", "not a hash"))
             await #expect {
