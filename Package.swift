@@ -245,6 +245,19 @@ let package = Package(
         ),
         // `make soak`: revoked at 80% of its measured maximum, with revocations and open
         // streams, for ten minutes: errors, p99 per minute, resident memory.
+        // Hummingbird alone, for HTTPBenchmark to measure beside revoked.
+        .executableTarget(
+            name: "HummingbirdFloor",
+            dependencies: [
+                "Redis",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/HummingbirdFloor",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "SoakBenchmark",
             dependencies: ["BenchmarkSupport", "ChildProcess", "RedisSupervisor"],

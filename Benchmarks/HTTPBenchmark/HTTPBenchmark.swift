@@ -13,7 +13,8 @@ import Glibc
 
 /// `make bench` (HTTP part): wrk against `revoked`'s `POST /v1/check` and
 /// `POST /v1/check/batch`, against the peer in `../shared/bench/peer` (Flask with a Redis
-/// blocklist) and against nginx serving a 20-byte file (the HTTP ceiling of this machine), all
+/// blocklist), against nginx serving a 20-byte file (the HTTP ceiling of this machine) and
+/// against Hummingbird alone answering 20 bytes (`HummingbirdFloor`: the framework's floor), all
 /// started here, on loopback, in the same run, with the same wrk settings.
 @main
 struct HTTPBenchmark {
@@ -228,6 +229,16 @@ struct HTTPBenchmark {
             } else {
                 print("  nginx: not installed (apt-get install nginx-light); skipped")
             }
+
+            // Hummingbird alone, serving its connections as revoked does: the framework's floor.
+            let floorPort = try RedisServerProcess.freeLoopbackPort()
+            let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+            let floor = try ChildProcess.spawn(
+                binaries + "/HummingbirdFloor", arguments: ["\(floorPort)"], standardOutput: work + "/floor.log", standardError: work + "/floor.log")
+            owned.append(floor)
+            try await waitForHTTP(port: floorPort, path: "/20b.txt", what: "HummingbirdFloor")
+            results.append(try await wrk("Hummingbird alone, a 20-byte route", script: scripts + "/static.lua", port: floorPort))
+            await floor.terminate()
         } catch {
             for process in owned { await process.terminate() }
             throw error
@@ -257,6 +268,11 @@ struct HTTPBenchmark {
         }
         if let check = find("revoked POST /v1/check"), let nginx = find("nginx") {
             print(String(format: "single check vs nginx:  %.0f%% of the HTTP ceiling (target >= 50%%)", 100 * check.rps / nginx.rps))
+        }
+        if let check = find("revoked POST /v1/check"), let floor = find("Hummingbird alone"), let nginx = find("nginx") {
+            print(String(
+                format: "single check vs Hummingbird alone: %.0f%% of the framework's own 20-byte route, which is %.0f%% of nginx",
+                100 * check.rps / floor.rps, 100 * floor.rps / nginx.rps))
         }
         if let check = results.first(where: { $0.name == "revoked POST /v1/check" }), let introspect = find("revoked POST /oauth2/introspect") {
             print(String(
