@@ -46,7 +46,7 @@ public func buildApplication(
     let store = RevocationStore(
         redis: redis, keys: KeyLayout(namespace: configuration.namespace), policy: configuration.policy,
         cutoffClaims: configuration.cutoffClaims, eventLogLength: configuration.eventLogLength,
-        replication: configuration.replication, writer: writer, now: now)
+        packedRecords: configuration.packedRecords, replication: configuration.replication, writer: writer, now: now)
     let verifier = try await TokenVerifier.make(configuration)
     if !verifier.hasKeys {
         logger.warning("no issuer keys configured (REVOKE_HMAC_SECRET, REVOKE_JWKS_FILE, REVOKE_PUBLIC_KEY_FILE): POST /v1/revoke refuses every token")

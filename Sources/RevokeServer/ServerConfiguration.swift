@@ -46,6 +46,9 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeout: Int64 = 60
     /// `REVOKE_EVENT_LOG_LENGTH`: entries the event log keeps (about).
     public var eventLogLength = 100_000
+    /// `REVOKE_PACKED_RECORDS`: whether revocations are written in the packed shape where it
+    /// fits (false: hashes only, for a rolling upgrade from a version that reads only those).
+    public var packedRecords = true
     /// `REVOKE_REDIS_MIN_REPLICAS` and `REVOKE_REDIS_WAIT_TIMEOUT_MS`: replicas `WAIT` must
     /// confirm before a write is acknowledged, and how long it may take.
     public var replication = RevocationStore.Replication()
@@ -66,6 +69,7 @@ public struct ServerConfiguration: Sendable {
         "REVOKE_MAX_TOKEN_LIFETIME", "REVOKE_CLOCK_SKEW", "REVOKE_CUTOFF_CLAIMS", "REVOKE_NAMESPACE",
         "REVOKE_SNAPSHOT_FALSE_POSITIVE_RATE", "REVOKE_SNAPSHOT_MAX_AGE", "REVOKE_LOG_LEVEL",
         "REVOKE_MAX_EVENT_STREAMS", "REVOKE_STREAM_BUFFER_BYTES", "REVOKE_IDLE_TIMEOUT", "REVOKE_EVENT_LOG_LENGTH",
+        "REVOKE_PACKED_RECORDS",
         "REVOKE_REDIS_CA_FILE", "REVOKE_REDIS_CERT_FILE", "REVOKE_REDIS_KEY_FILE", "REVOKE_REDIS_SENTINEL_PASSWORD",
         "REVOKE_REDIS_MIN_REPLICAS", "REVOKE_REDIS_WAIT_TIMEOUT_MS",
     ]
@@ -140,6 +144,11 @@ public struct ServerConfiguration: Sendable {
         if let bytes = try integer("REVOKE_STREAM_BUFFER_BYTES", 4096...(1 << 30)) { streamBufferBytes = Int(bytes) }
         if let seconds = try integer("REVOKE_IDLE_TIMEOUT", 1...86_400) { idleTimeout = seconds }
         if let length = try integer("REVOKE_EVENT_LOG_LENGTH", 100...100_000_000) { eventLogLength = Int(length) }
+        switch value("REVOKE_PACKED_RECORDS") {
+        case nil, "true": packedRecords = true
+        case "false": packedRecords = false
+        case let other?: throw Error(variable: "REVOKE_PACKED_RECORDS", problem: "must be true or false, not \"\(other)\"")
+        }
         if let claims = value("REVOKE_CUTOFF_CLAIMS") {
             do {
                 self.cutoffClaims = try CutoffClaims(parsing: claims)

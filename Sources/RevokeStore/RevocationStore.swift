@@ -23,6 +23,9 @@ public final class RevocationStore: Sendable {
     public let eventLogLength: Int
     /// Entries the audit list keeps.
     public let auditLength: Int
+    /// Whether a revocation is written in the packed shape where it fits (`Scripts`); false
+    /// writes hashes only, which versions before the packed shape can read.
+    public let packedRecords: Bool
     /// How many replicas must hold a write before it is acknowledged, and how long to wait.
     public struct Replication: Sendable {
         /// `REVOKE_REDIS_MIN_REPLICAS`: 0 acknowledges what the primary acknowledged.
@@ -47,6 +50,7 @@ public final class RevocationStore: Sendable {
     ///   - keys: The key layout (namespace).
     ///   - policy: TTL rules (clock skew, longest token lifetime).
     ///   - cutoffClaims: Claims a cutoff may name.
+    ///   - packedRecords: Whether revocations are written packed where they fit.
     ///   - replication: Replicas a write needs before it is acknowledged.
     ///   - writer: Where writes go when they need replicas (`WAIT` blocks its connection); nil
     ///     sends them through `redis`.
@@ -54,7 +58,7 @@ public final class RevocationStore: Sendable {
     public init(
         redis: any RedisCommandSender, keys: KeyLayout = KeyLayout(), policy: RevocationPolicy = RevocationPolicy(),
         cutoffClaims: CutoffClaims = .default, eventLogLength: Int = 100_000, auditLength: Int = 10_000,
-        replication: Replication = Replication(), writer: (any RedisCommandSender)? = nil,
+        packedRecords: Bool = true, replication: Replication = Replication(), writer: (any RedisCommandSender)? = nil,
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) {
         self.redis = redis
@@ -65,6 +69,7 @@ public final class RevocationStore: Sendable {
         self.cutoffClaims = cutoffClaims
         self.eventLogLength = eventLogLength
         self.auditLength = auditLength
+        self.packedRecords = packedRecords
         self.now = now
     }
 
@@ -106,7 +111,7 @@ public final class RevocationStore: Sendable {
                     Array(jti.utf8), Array((expiresAt.map(String.init) ?? "").utf8), Array(String(record.revokedAt).utf8),
                     Array((reason ?? "").utf8), Array(ttl.utf8), Array(String(eventLogLength).utf8),
                     auditArgument(actor: actor, action: "revoke", target: jti, reason: reason),
-                    Array(String(auditLength).utf8),
+                    Array(String(auditLength).utf8), packedRecords ? [UInt8(ascii: "1")] : [],
                 ])
             // A repeat (same expiry, same reason) left the first revocation as it was.
             guard case .array(let parts) = reply, parts.count == 2, let revokedAt = parts[1].integer else {

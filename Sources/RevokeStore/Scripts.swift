@@ -87,7 +87,8 @@ enum Scripts {
         """
 
     /// ARGV: 1 jti, 2 expires_at ('' none), 3 revoked_at, 4 reason ('' none), 5 TTL seconds
-    /// ('' none), 6 stream length, 7 audit JSON, 8 audit length.
+    /// ('' none), 6 stream length, 7 audit JSON, 8 audit length, 9 '1' to write the packed shape
+    /// where it fits ('' writes hashes only: `REVOKE_PACKED_RECORDS=false`).
     /// Returns {changed (0 or 1), revoked_at}: a revocation already there with the same expiry
     /// and reason is left as it is (no event), else it is replaced.
     static let revoke = RedisScript(
@@ -99,7 +100,7 @@ enum Scripts {
               return {0, existing[1]}
             end
             redis.call('DEL', KEYS[1])
-            local packed = compact(ARGV[3], ARGV[2], ARGV[4])
+            local packed = ARGV[9] == '1' and compact(ARGV[3], ARGV[2], ARGV[4])
             if packed then
               redis.call('SET', KEYS[1], packed)
             else

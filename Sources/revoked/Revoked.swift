@@ -103,6 +103,9 @@ struct Revoked: AsyncParsableCommand {
     @Option(name: .long, help: "Entries the event log keeps, about (REVOKE_EVENT_LOG_LENGTH, default 100000).")
     var eventLogLength: String?
 
+    @Option(name: .long, help: "Write revocations packed where they fit: true or false (REVOKE_PACKED_RECORDS, default true).")
+    var packedRecords: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (REVOKE_LOG_LEVEL, default info).")
     var logLevel: String?
 
@@ -118,6 +121,7 @@ struct Revoked: AsyncParsableCommand {
             ("REVOKE_SNAPSHOT_FALSE_POSITIVE_RATE", snapshotFalsePositiveRate), ("REVOKE_SNAPSHOT_MAX_AGE", snapshotMaxAge),
             ("REVOKE_MAX_EVENT_STREAMS", maxEventStreams), ("REVOKE_STREAM_BUFFER_BYTES", streamBufferBytes),
             ("REVOKE_IDLE_TIMEOUT", idleTimeout), ("REVOKE_EVENT_LOG_LENGTH", eventLogLength),
+            ("REVOKE_PACKED_RECORDS", packedRecords),
             ("REVOKE_REDIS_CA_FILE", redisCaFile), ("REVOKE_REDIS_CERT_FILE", redisCertFile), ("REVOKE_REDIS_KEY_FILE", redisKeyFile),
             ("REVOKE_REDIS_SENTINEL_PASSWORD", redisSentinelPassword), ("REVOKE_REDIS_MIN_REPLICAS", redisMinReplicas),
             ("REVOKE_REDIS_WAIT_TIMEOUT_MS", redisWaitTimeoutMs),

@@ -105,12 +105,15 @@ import Testing
         #expect(configuration.streamBufferBytes == 1_048_576)
         #expect(configuration.idleTimeout == 60)
         #expect(configuration.eventLogLength == 100_000)
+        #expect(configuration.packedRecords)
+        #expect(try ServerConfiguration(variables: ["REVOKE_PACKED_RECORDS": "false"]).packedRecords == false)
     }
 
     @Test(arguments: [
         ("REVOKE_PORT", "http"), ("REVOKE_PORT", "65536"), ("REVOKE_PORT", "-1"), ("REVOKE_REDIS_URL", "localhost:6379"),
         ("REVOKE_REDIS_URL", "redis://h:99999"), ("REVOKE_NAMESPACE", "a:jti"), ("REVOKE_MAX_EVENT_STREAMS", "0"),
         ("REVOKE_STREAM_BUFFER_BYTES", "10"), ("REVOKE_IDLE_TIMEOUT", "forever"), ("REVOKE_EVENT_LOG_LENGTH", "5"),
+        ("REVOKE_PACKED_RECORDS", "yes"),
     ])
     func namesTheBadVariable(_ variable: String, _ value: String) {
         do {

@@ -156,6 +156,23 @@ final class TestClock: Sendable {
         }
     }
 
+    /// With packed records off (a rolling upgrade from a version that reads only hashes), every
+    /// revocation is a hash, and a packed one already there reads and is replaced the same.
+    @Test func withPackedRecordsOffEveryRevocationIsAHash() async throws {
+        try await withStore { store, redis, clock in
+            let start = Int64(Self.start)
+            let hashesOnly = RevocationStore(redis: redis, packedRecords: false, now: { clock.now })
+            _ = try await store.revoke(jti: "packed", expiresAt: start + 60)
+            #expect(try await redis.send(RedisCommand("TYPE", "revoke:jti:packed")).string == "string")
+            _ = try await hashesOnly.revoke(jti: "hashed", expiresAt: start + 60)
+            #expect(try await redis.send(RedisCommand("TYPE", "revoke:jti:hashed")).string == "hash")
+            #expect(try await hashesOnly.revocation(jti: "hashed") == RevocationRecord(jti: "hashed", expiresAt: start + 60, revokedAt: start, reason: nil))
+            #expect(try await hashesOnly.revocation(jti: "packed") == RevocationRecord(jti: "packed", expiresAt: start + 60, revokedAt: start, reason: nil))
+            _ = try await hashesOnly.revoke(jti: "packed", expiresAt: start + 120)
+            #expect(try await redis.send(RedisCommand("HGET", "revoke:jti:packed", "expires_at")).string == "\(start + 120)")
+        }
+    }
+
     @Test func everyChangeReachesTheEventLogInOrder() async throws {
         try await withStore(namespace: "ns1") { store, redis, _ in
             _ = try await store.revoke(jti: "a", expiresAt: nil)
