@@ -156,6 +156,20 @@ final class TestClock: Sendable {
         }
     }
 
+    /// A token revoked past its `exp` but within the clock skew has a negative remaining life,
+    /// which the packed shape cannot hold: it is a hash, kept until `exp` plus the skew.
+    @Test func aRevocationPastItsExpiryWithinTheSkewIsAHash() async throws {
+        try await withStore(skew: 60) { store, redis, _ in
+            let expiresAt = Int64(Self.start) - 10
+            let written = ContinuousClock.now
+            let outcome = try await store.revoke(jti: "late", expiresAt: expiresAt)
+            #expect(outcome == .revoked(RevocationRecord(jti: "late", expiresAt: expiresAt, revokedAt: Int64(Self.start), reason: nil)))
+            #expect(try await redis.send(RedisCommand("TYPE", "revoke:jti:late")).string == "hash")
+            #expect(try await ttlWasSet(redis, Array("revoke:jti:late".utf8), to: 50, after: written))
+            #expect(try await store.revocation(jti: "late")?.expiresAt == expiresAt)
+        }
+    }
+
     /// With packed records off (a rolling upgrade from a version that reads only hashes), every
     /// revocation is a hash, and a packed one already there reads and is replaced the same.
     @Test func withPackedRecordsOffEveryRevocationIsAHash() async throws {
