@@ -243,8 +243,6 @@ let package = Package(
             path: "Benchmarks/HTTPBenchmark",
             swiftSettings: swiftSettings
         ),
-        // `make soak`: revoked at 80% of its measured maximum, with revocations and open
-        // streams, for ten minutes: errors, p99 per minute, resident memory.
         // Hummingbird alone, for HTTPBenchmark to measure beside revoked.
         .executableTarget(
             name: "HummingbirdFloor",
@@ -258,6 +256,8 @@ let package = Package(
             path: "Benchmarks/HummingbirdFloor",
             swiftSettings: swiftSettings
         ),
+        // `make soak`: revoked at 80% of its measured maximum, with revocations and open
+        // streams, for ten minutes: errors, p99 per minute, resident memory.
         .executableTarget(
             name: "SoakBenchmark",
             dependencies: ["BenchmarkSupport", "ChildProcess", "RedisSupervisor"],
