@@ -64,41 +64,53 @@ public final class SentinelDeployment: Sendable {
         let password = RedisServerProcess.randomPassword()
         let certificates = tls ? try await TestCertificates.make(in: directory) : nil
         var tlsPorts: [Int: Int] = [:]
-        /// A clear-text port, its TLS port (with TLS), and the TLS directives.
-        func ports() throws -> (plain: Int, tls: Int?, directives: [String]) {
-            let plain = try RedisServerProcess.freeLoopbackPort()
-            guard let certificates else { return (plain, nil, []) }
-            let tlsPort = try RedisServerProcess.freeLoopbackPort()
-            tlsPorts[plain] = tlsPort
-            return (plain, tlsPort, certificates.serverDirectives(port: tlsPort))
+        /// Starts a server on ports chosen now (a clear-text port; with TLS a TLS port too, whose
+        /// directives `options` adds). A port can be taken before the server binds it (another
+        /// test's connection): the server is started again on new ports, as
+        /// `RedisServerProcess.start` does when it chooses the port itself.
+        func startOnFreePorts(
+            _ options: (_ port: Int, _ tlsDirectives: [String]) -> RedisServerProcess.Options
+        ) async throws -> RedisServerProcess {
+            var lastError: (any Error)?
+            for _ in 0..<3 {
+                let plain = try RedisServerProcess.freeLoopbackPort()
+                let tlsPort = certificates == nil ? nil : try RedisServerProcess.freeLoopbackPort()
+                do {
+                    let server = try await RedisServerProcess.start(options(plain, tlsPort.map { certificates!.serverDirectives(port: $0) } ?? []))
+                    if let tlsPort { tlsPorts[plain] = tlsPort }
+                    return server
+                } catch {
+                    lastError = error
+                }
+            }
+            throw lastError!
         }
         let dataDirectives = ["masterauth \(password)", "repl-diskless-sync yes", "repl-diskless-sync-delay 0"]
         var started: [RedisServerProcess] = []
         do {
-            let primaryPorts = try ports()
-            let primary = try await RedisServerProcess.start(
+            let primary = try await startOnFreePorts { port, tlsDirectives in
                 .init(
-                    directory: directory + "/node-0", port: primaryPorts.plain, appendOnly: true, password: password,
-                    extraConfiguration: dataDirectives + primaryPorts.directives))
+                    directory: directory + "/node-0", port: port, appendOnly: true, password: password,
+                    extraConfiguration: dataDirectives + tlsDirectives)
+            }
             started.append(primary)
             // Replicas and sentinels reach the primary where clients do: its TLS port with TLS.
-            let primaryPort = primaryPorts.tls ?? primary.port
+            let primaryPort = tlsPorts[primary.port] ?? primary.port
             for index in 1...max(replicas, 1) where replicas > 0 {
-                let replicaPorts = try ports()
                 started.append(
-                    try await RedisServerProcess.start(
+                    try await startOnFreePorts { port, tlsDirectives in
                         .init(
-                            directory: directory + "/node-\(index)", port: replicaPorts.plain, appendOnly: true, password: password,
-                            extraConfiguration: dataDirectives + replicaPorts.directives + ["replicaof 127.0.0.1 \(primaryPort)"])))
+                            directory: directory + "/node-\(index)", port: port, appendOnly: true, password: password,
+                            extraConfiguration: dataDirectives + tlsDirectives + ["replicaof 127.0.0.1 \(primaryPort)"])
+                    })
             }
             var sentinels: [RedisServerProcess] = []
             for index in 0..<3 {
-                let sentinelPorts = try ports()
-                let sentinel = try await RedisServerProcess.start(
+                let sentinel = try await startOnFreePorts { port, tlsDirectives in
                     .init(
-                        directory: directory + "/sentinel-\(index)", port: sentinelPorts.plain, appendOnly: false, password: password,
+                        directory: directory + "/sentinel-\(index)", port: port, appendOnly: false, password: password,
                         sentinel: true,
-                        extraConfiguration: sentinelPorts.directives + [
+                        extraConfiguration: tlsDirectives + [
                             "sentinel resolve-hostnames no",
                             "sentinel monitor revoke-primary 127.0.0.1 \(primaryPort) 2",
                             "sentinel auth-pass revoke-primary \(password)",
@@ -106,7 +118,8 @@ public final class SentinelDeployment: Sendable {
                             "sentinel down-after-milliseconds revoke-primary \(downAfterMilliseconds)",
                             "sentinel failover-timeout revoke-primary 10000",
                             "sentinel parallel-syncs revoke-primary 1",
-                        ]))
+                        ])
+                }
                 sentinels.append(sentinel)
                 started.append(sentinel)
             }
