@@ -181,6 +181,23 @@ public final class RedisClient: RedisCommandSender, Service {
         return replies
     }
 
+    public func send(batch commands: [RedisCommand], timeout: Duration? = nil, completing promise: EventLoopPromise<[RedisValue]>) {
+        let connection: RedisConnection
+        do {
+            connection = try self.connection
+        } catch {
+            return promise.fail(error)
+        }
+        if resolver != nil {
+            promise.futureResult.whenSuccess { [self] replies in
+                if replies.contains(where: { if case .error(let message) = $0 { Self.isReadOnly(message) } else { false } }) {
+                    dropDemoted(connection)
+                }
+            }
+        }
+        connection.send(batch: commands, timeout: timeout, completing: promise)
+    }
+
     /// `READONLY`, alone or inside a script's error: the server is a replica.
     private static func isReadOnly(_ message: String) -> Bool {
         message.hasPrefix("READONLY") || message.contains("-READONLY") || message.contains(" READONLY ")

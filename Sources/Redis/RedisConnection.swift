@@ -20,6 +20,12 @@ public protocol RedisCommandSender: Sendable {
     /// returned as ``RedisValue/error(_:)`` in their place, so one failing command does not
     /// hide the others.
     nonisolated(nonsending) func send(batch commands: [RedisCommand], timeout: Duration?) async throws -> [RedisValue]
+
+    /// Sends many commands in one write, as ``send(batch:timeout:)`` does, and completes
+    /// `promise` with their replies (or a ``RedisError``) instead of resuming a task: a
+    /// channel handler that holds a promise of its own event loop waits for Redis without
+    /// leaving it.
+    func send(batch commands: [RedisCommand], timeout: Duration?, completing promise: EventLoopPromise<[RedisValue]>)
 }
 
 extension RedisCommandSender {
@@ -168,6 +174,15 @@ public final class RedisConnection: RedisCommandSender {
         }
     }
 
+    public func send(batch commands: [RedisCommand], timeout: Duration? = nil, completing promise: EventLoopPromise<[RedisValue]>) {
+        if commands.isEmpty { return promise.succeed([]) }
+        let wait = timeout.map(TimeAmount.init) ?? commandTimeout
+        // Completed exactly once, as a continuation is resumed in send(_:timeout:).
+        enqueue(waiter: ReplyWaiter(.promise(promise), expected: commands.count, timeout: wait)) { buffer in
+            for command in commands { command.encode(into: &buffer) }
+        }
+    }
+
     /// Encodes the commands into the shared buffer; the first caller after a write schedules
     /// the next one on the event loop, where everything gathered by then goes out together.
     private func enqueue(waiter: ReplyWaiter, encode: (inout ByteBuffer) -> Void) {
@@ -236,13 +251,14 @@ private enum EnqueueOutcome {
     case failed(RedisError)
 }
 
-/// A caller waiting for replies: one command, or a batch answered by one continuation, with
-/// its deadline. Once its deadline has passed it is *abandoned*: its caller was told, and it
+/// A caller waiting for replies: one command, or a batch answered by one continuation or
+/// promise, with its deadline. Once its deadline has passed it is *abandoned*: its caller was told, and it
 /// only waits to consume its replies.
 struct ReplyWaiter: Sendable {
     enum Caller: Sendable {
         case single(UnsafeContinuation<RedisValue, any Error>)
         case batch(UnsafeContinuation<[RedisValue], any Error>)
+        case promise(EventLoopPromise<[RedisValue]>)
     }
 
     /// Nil once abandoned or answered.
@@ -260,7 +276,10 @@ struct ReplyWaiter: Sendable {
         self.timeout = timeout
         // Set when it is written (``start(at:)``): until then no timer looks at it.
         self.deadline = .distantFuture
-        if case .batch = caller { received.reserveCapacity(expected) }
+        switch caller {
+        case .batch, .promise: received.reserveCapacity(expected)
+        case .single: break
+        }
     }
 
     var isAbandoned: Bool { caller == nil }
@@ -274,11 +293,15 @@ struct ReplyWaiter: Sendable {
     /// was answered).
     mutating func take(_ reply: RedisValue) -> Bool {
         expected -= 1
-        if case .batch = caller { received.append(reply) }
+        switch caller {
+        case .batch?, .promise?: received.append(reply)
+        case .single?, nil: break
+        }
         guard expected == 0 else { return false }
         switch caller {
         case .single(let continuation)?: continuation.resume(returning: reply)
         case .batch(let continuation)?: continuation.resume(returning: received)
+        case .promise(let promise)?: promise.succeed(received)
         case nil: break
         }
         caller = nil
@@ -297,6 +320,7 @@ struct ReplyWaiter: Sendable {
         switch caller {
         case .single(let continuation)?: continuation.resume(throwing: error)
         case .batch(let continuation)?: continuation.resume(throwing: error)
+        case .promise(let promise)?: promise.fail(error)
         case nil: break
         }
         caller = nil

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NIOPosix
 import Redis
 import RedisSupervisor
@@ -138,6 +139,41 @@ import Testing
                 try await group.waitForAll()
             }
             #expect(try await connection.send(RedisCommand("GET", "calls")) == .bulkString(Array("300".utf8)))
+        }
+    }
+
+    /// A promise for the replies, as a channel handler holds it: completed on its own event
+    /// loop, whichever loop the connection is on, with error replies in their place; failed at
+    /// once while no connection is up.
+    @Test func aPromiseGetsItsRepliesOnItsOwnEventLoop() async throws {
+        try await withRedisServer { server in
+            try await withRedisClient(server.configuration()) { redis in
+                for loop in MultiThreadedEventLoopGroup.singleton.makeIterator() {
+                    let promise = loop.makePromise(of: [RedisValue].self)
+                    redis.send(batch: [RedisCommand("SET", "p", "x"), RedisCommand("INCR", "p"), RedisCommand("GET", "p")], timeout: nil, completing: promise)
+                    let (replies, onItsLoop) = try await promise.futureResult.map { ($0, loop.inEventLoop) }.get()
+                    #expect(onItsLoop)
+                    #expect(replies.count == 3)
+                    #expect(replies.first == .simpleString("OK"))
+                    guard case .error(let message) = replies[1] else {
+                        Issue.record("expected an error reply, got \(replies[1])")
+                        return
+                    }
+                    #expect(message.contains("not an integer"))
+                    #expect(replies.last == .bulkString(Array("x".utf8)))
+                }
+                let none = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: [RedisValue].self)
+                redis.send(batch: [], timeout: nil, completing: none)
+                #expect(try await none.futureResult.get() == [])
+            }
+        }
+        let nothing = RedisClient(configuration: RedisConfiguration(port: try RedisServerProcess.freeLoopbackPort()))
+        let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: [RedisValue].self)
+        nothing.send(batch: [RedisCommand("PING")], timeout: nil, completing: promise)
+        await #expect {
+            _ = try await promise.futureResult.get()
+        } throws: { error in
+            (error as? RedisError)?.code == .unavailable
         }
     }
 
