@@ -130,7 +130,7 @@ let package = Package(
         // The domain over Redis: key layout, write scripts, event log, audit, checks.
         .target(
             name: "RevokeStore",
-            dependencies: ["RevokeCore", "Redis"],
+            dependencies: ["RevokeCore", "Redis", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         // The HTTP application: configuration, routes, services.
@@ -198,7 +198,10 @@ let package = Package(
         ),
         .testTarget(
             name: "RevokeStoreTests",
-            dependencies: ["RevokeStore", "RevokeCore", "Redis", "RedisSupervisor", "RedisTestSupport"],
+            dependencies: [
+                "RevokeStore", "RevokeCore", "Redis", "RedisSupervisor", "RedisTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

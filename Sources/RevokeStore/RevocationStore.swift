@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Redis
 import RevokeCore
 
@@ -272,53 +273,34 @@ public final class RevocationStore: Sendable {
     /// and an `HGET ... before` per claim a cutoff may name.
     public func check(_ queries: [CheckQuery]) async throws -> [CheckVerdict] {
         try await translatingRedisErrors {
-            var commands: [RedisCommand] = []
-            commands.reserveCapacity(queries.count * 2)
-            var plans: [(hasKID: Bool, hasJTI: Bool, claims: [String])] = []
-            plans.reserveCapacity(queries.count)
-            for query in queries {
-                if let kid = query.kid { commands.append(RedisCommand(arguments: [Array("EXISTS".utf8), keys.keyBlock(kid)])) }
-                if let jti = query.jti { commands.append(RedisCommand(arguments: [Array("EXISTS".utf8), keys.revocation(jti)])) }
-                var claims: [String] = []
-                for claim in cutoffClaims.names {
-                    guard let value = query.claims[claim] else { continue }
-                    commands.append(
-                        RedisCommand(arguments: [Array("HGET".utf8), keys.cutoff(claim: claim, value: value), Array("before".utf8)]))
-                    claims.append(claim)
-                }
-                plans.append((query.kid != nil, query.jti != nil, claims))
-            }
-            let replies = commands.isEmpty ? [] : try await redis.send(batch: commands)
-            var index = 0
-            var verdicts: [CheckVerdict] = []
-            verdicts.reserveCapacity(queries.count)
-            for (query, plan) in zip(queries, plans) {
-                var keyBlocked = false
-                if plan.hasKID {
-                    keyBlocked = try Self.integer(replies[index]) > 0
-                    index += 1
-                }
-                var jtiRevoked = false
-                if plan.hasJTI {
-                    jtiRevoked = try Self.integer(replies[index]) > 0
-                    index += 1
-                }
-                var cutoffs: [(claim: String, before: Int64?)] = []
-                for claim in plan.claims {
-                    let reply = replies[index]
-                    index += 1
-                    if case .error(let message) = reply { throw RedisError(.commandFailed, message) }
-                    cutoffs.append((claim, reply.integer))
-                }
-                verdicts.append(CheckVerdict(query: query, jtiRevoked: jtiRevoked, keyBlocked: keyBlocked, cutoffs: cutoffs))
-            }
-            return verdicts
+            let plan = CheckPlan(queries, keys: keys, cutoffClaims: cutoffClaims)
+            return try plan.verdicts(plan.commands.isEmpty ? [] : try await redis.send(batch: plan.commands))
         }
     }
 
     /// Answers one check.
     public func check(_ query: CheckQuery) async throws -> CheckVerdict {
         try await check([query])[0]
+    }
+
+    /// Answers one check on `eventLoop` without a task: the round trip completes a promise of
+    /// that loop, so a channel handler gets its verdict where it runs. Fails with
+    /// ``StoreError``, as the async form throws.
+    public func check(_ query: CheckQuery, on eventLoop: any EventLoop) -> EventLoopFuture<CheckVerdict> {
+        let plan = CheckPlan([query], keys: keys, cutoffClaims: cutoffClaims)
+        let replies = eventLoop.makePromise(of: [RedisValue].self)
+        redis.send(batch: plan.commands, timeout: nil, completing: replies)
+        let verdict = eventLoop.makePromise(of: CheckVerdict.self)
+        replies.futureResult.whenComplete { result in
+            do {
+                verdict.succeed(try plan.verdicts(try result.get())[0])
+            } catch let error as RedisError {
+                verdict.fail(StoreError(error))
+            } catch {
+                verdict.fail(StoreError(.failed, "\(error)"))
+            }
+        }
+        return verdict.futureResult
     }
 
     // MARK: - Redis itself
@@ -360,7 +342,7 @@ public final class RevocationStore: Sendable {
         return (try? Array(JSONEncoder().encode(entry))) ?? []
     }
 
-    private static func integer(_ reply: RedisValue) throws -> Int64 {
+    static func integer(_ reply: RedisValue) throws -> Int64 {
         if case .error(let message) = reply { throw RedisError(.commandFailed, message) }
         guard let value = reply.integer else { throw RedisError(.unexpectedReply, "expected an integer, got \(reply)") }
         return value
@@ -387,5 +369,67 @@ public final class RevocationStore: Sendable {
             if let name = flat[index].string, let value = flat[index + 1].string { fields[name] = value }
         }
         return fields
+    }
+}
+
+/// The commands that answer some checks, and how to read their replies back into verdicts:
+/// an `EXISTS` per `kid` and per `jti`, and an `HGET ... before` per claim a cutoff may name.
+struct CheckPlan: Sendable {
+    private struct Entry: Sendable {
+        var query: CheckQuery
+        var hasKID: Bool
+        var hasJTI: Bool
+        var claims: [String]
+    }
+
+    private(set) var commands: [RedisCommand] = []
+    private var entries: [Entry] = []
+
+    init(_ queries: [CheckQuery], keys: KeyLayout, cutoffClaims: CutoffClaims) {
+        commands.reserveCapacity(queries.count * 2)
+        entries.reserveCapacity(queries.count)
+        for query in queries {
+            if let kid = query.kid { commands.append(RedisCommand(arguments: [Array("EXISTS".utf8), keys.keyBlock(kid)])) }
+            if let jti = query.jti { commands.append(RedisCommand(arguments: [Array("EXISTS".utf8), keys.revocation(jti)])) }
+            var claims: [String] = []
+            for claim in cutoffClaims.names {
+                guard let value = query.claims[claim] else { continue }
+                commands.append(RedisCommand(arguments: [Array("HGET".utf8), keys.cutoff(claim: claim, value: value), Array("before".utf8)]))
+                claims.append(claim)
+            }
+            entries.append(Entry(query: query, hasKID: query.kid != nil, hasJTI: query.jti != nil, claims: claims))
+        }
+    }
+
+    /// The verdict of each query, in order, from the replies to ``commands``.
+    /// - Throws: ``RedisError`` for an error reply or one of the wrong kind.
+    func verdicts(_ replies: [RedisValue]) throws -> [CheckVerdict] {
+        guard replies.count == commands.count else {
+            throw RedisError(.unexpectedReply, "\(replies.count) replies to \(commands.count) commands")
+        }
+        var index = 0
+        var verdicts: [CheckVerdict] = []
+        verdicts.reserveCapacity(entries.count)
+        for entry in entries {
+            var keyBlocked = false
+            if entry.hasKID {
+                keyBlocked = try RevocationStore.integer(replies[index]) > 0
+                index += 1
+            }
+            var jtiRevoked = false
+            if entry.hasJTI {
+                jtiRevoked = try RevocationStore.integer(replies[index]) > 0
+                index += 1
+            }
+            var cutoffs: [(claim: String, before: Int64?)] = []
+            for claim in entry.claims {
+                let reply = replies[index]
+                index += 1
+                if case .error(let message) = reply { throw RedisError(.commandFailed, message) }
+                cutoffs.append((claim, reply.integer))
+            }
+            verdicts.append(CheckVerdict(query: entry.query, jtiRevoked: jtiRevoked, keyBlocked: keyBlocked, cutoffs: cutoffs))
+        }
+        return verdicts
     }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import Redis
 import RedisSupervisor
 import RedisTestSupport
@@ -261,6 +263,11 @@ final class TestClock: Sendable {
                 let expected: CheckVerdict = index % 7 == 0 ? .revokedByJTI : (index % 5 == 3 ? .revokedByCutoff(claim: "sid") : .allowed)
                 #expect(verdict == expected, "check \(index)")
             }
+            // Answered one at a time on an event loop, as a channel handler asks: the same verdicts.
+            let loop = MultiThreadedEventLoopGroup.singleton.next()
+            for index in stride(from: 0, to: 1000, by: 3) {
+                #expect(try await store.check(queries[index], on: loop).get() == verdicts[index], "check \(index) on the loop")
+            }
         }
     }
 
@@ -292,6 +299,11 @@ final class TestClock: Sendable {
                 } throws: { error in
                     (error as? StoreError)?.kind == .unavailable
                 }
+                await #expect {
+                    _ = try await store.check(CheckQuery(jti: "x"), on: MultiThreadedEventLoopGroup.singleton.next()).get()
+                } throws: { error in
+                    (error as? StoreError)?.kind == .unavailable
+                }
             }
         }
     }
@@ -316,6 +328,11 @@ final class TestClock: Sendable {
             _ = try await redis.send(RedisCommand("SET", "revoke:cut:sub:damaged", "not a hash"))
             await #expect {
                 _ = try await store.check(CheckQuery(claims: ["sub": "damaged"]))
+            } throws: { error in
+                (error as? StoreError)?.kind == .failed
+            }
+            await #expect {
+                _ = try await store.check(CheckQuery(claims: ["sub": "damaged"]), on: MultiThreadedEventLoopGroup.singleton.next()).get()
             } throws: { error in
                 (error as? StoreError)?.kind == .failed
             }
