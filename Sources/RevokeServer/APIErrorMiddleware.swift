@@ -19,38 +19,44 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     {
         do {
             return try await next(request, context)
-        } catch let error as APIError {
-            throw error
-        } catch let error as ValidationError {
-            throw APIError.invalidRequest(error.message)
-        } catch let error as StoreError {
-            throw Self.apiError(for: error, logger: context.logger, counters: storeErrors)
-        } catch let error as HTTPError {
-            throw Self.apiError(status: error.status, message: error.body ?? error.status.reasonPhrase)
-        } catch let error as any HTTPResponseError {
-            throw Self.apiError(status: error.status, message: error.status.reasonPhrase)
         } catch {
-            context.logger.error("request failed", metadata: ["error": "\(String(reflecting: type(of: error)))"])
-            throw APIError.internalError
+            throw APIError(answering: error, logger: context.logger, counters: storeErrors)
+        }
+    }
+}
+
+extension APIError {
+    /// What the client is told for an error: bad input 400, HTTP's own errors as they are, a
+    /// store error 503 or 500 (logged and counted), anything else a 500 without details.
+    init(answering error: any Error, logger: Logger, counters: StoreErrorCounters) {
+        switch error {
+        case let error as APIError: self = error
+        case let error as ValidationError: self = .invalidRequest(error.message)
+        case let error as StoreError: self = Self(answering: error, logger: logger, counters: counters)
+        case let error as HTTPError: self = Self(httpStatus: error.status, message: error.body ?? error.status.reasonPhrase)
+        case let error as any HTTPResponseError: self = Self(httpStatus: error.status, message: error.status.reasonPhrase)
+        default:
+            logger.error("request failed", metadata: ["error": "\(String(reflecting: type(of: error)))"])
+            self = .internalError
         }
     }
 
     /// 503 for a store that cannot answer now, 500 for one that failed; both logged and counted.
-    static func apiError(for error: StoreError, logger: Logger, counters: StoreErrorCounters) -> APIError {
+    init(answering error: StoreError, logger: Logger, counters: StoreErrorCounters) {
         counters.errors.increment()
         switch error.kind {
         case .unavailable:
             logger.warning("store unavailable", metadata: ["store.error": "\(error.message)"])
-            return .storeUnavailable()
+            self = .storeUnavailable()
         case .failed:
             counters.failures.increment()
             logger.error("store failed", metadata: ["store.error": "\(error.message)"])
-            return .internalError
+            self = .internalError
         }
     }
 
-    static func apiError(status: HTTPResponse.Status, message: String) -> APIError {
-        switch status {
+    init(httpStatus status: HTTPResponse.Status, message: String) {
+        self = switch status {
         case .notFound: .notFound()
         case .methodNotAllowed: APIError(status, code: "method_not_allowed", message: "method not allowed on this path")
         case .contentTooLarge: APIError(status, code: "payload_too_large", message: "the body is larger than 64 KiB")

@@ -11,9 +11,27 @@ struct AuthorizationMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        let key = Self.bearer(request).flatMap { keyring.key(forSecret: $0) }
-        if let key { context.actor = key.name }
-        if required == .verifier && !keyring.verifierKeysConfigured { return try await next(request, context) }
+        context.actor = try keyring.authorize(request.headers[.authorization], required: required)
+        return try await next(request, context)
+    }
+
+    /// The credentials of `Authorization: Bearer <credentials>` (scheme case-insensitive).
+    static func bearer(_ header: String) -> Substring? {
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let credentials = parts[1].drop { $0 == " " }
+        return credentials.isEmpty ? nil : credentials
+    }
+}
+
+extension APIKeyring {
+    /// Whether an `Authorization` header grants the role: the name of its key (the audit's
+    /// actor), nil for an open verifier route called without one.
+    /// - Throws: 401 for no valid key where one is required, 403 for a verifier key on an
+    ///   admin route.
+    func authorize(_ authorization: String?, required: APIKey.Role) throws(APIError) -> String? {
+        let key = authorization.flatMap(AuthorizationMiddleware.bearer).flatMap { self.key(forSecret: $0) }
+        if required == .verifier && !verifierKeysConfigured { return key?.name }
         guard let key else {
             throw APIError(
                 .unauthorized, code: "unauthorized", message: "a valid API key is required (Authorization: Bearer <key>)",
@@ -22,15 +40,6 @@ struct AuthorizationMiddleware: RouterMiddleware {
         if required == .admin && key.role != .admin {
             throw APIError(.forbidden, code: "forbidden", message: "this API key lacks the admin role")
         }
-        return try await next(request, context)
-    }
-
-    /// The credentials of `Authorization: Bearer <credentials>` (scheme case-insensitive).
-    static func bearer(_ request: Request) -> Substring? {
-        guard let header = request.headers[.authorization] else { return nil }
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let credentials = parts[1].drop { $0 == " " }
-        return credentials.isEmpty ? nil : credentials
+        return key.name
     }
 }

@@ -57,7 +57,12 @@ extension Request {
 
     /// Refuses a body that is not of this media type with 415.
     func requireMediaType(_ expected: String) throws {
-        guard let contentType = headers[.contentType], Self.mediaType(of: contentType, is: expected) else {
+        try Self.requireMediaType(expected, contentType: headers[.contentType])
+    }
+
+    /// Refuses a `Content-Type` (or none) that is not this media type with 415.
+    static func requireMediaType(_ expected: String, contentType: String?) throws(APIError) {
+        guard let contentType, mediaType(of: contentType, is: expected) else {
             throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "the body must be \(expected)")
         }
     }
