@@ -69,7 +69,8 @@ public func buildApplication(
     metrics.addRoutes(to: router)
     HealthController(store: store).addRoutes(to: router)
     LogoutController(store: store, verifier: verifier, revocations: metrics.logoutRevocations).addRoutes(to: router)
-    CheckController(store: store, checks: metrics.checks).addRoutes(to: router, keyring: keyring)
+    let checks = CheckController(store: store, checks: metrics.checks)
+    checks.addRoutes(to: router, keyring: keyring)
     BackChannelLogoutController(store: store, verifier: verifier).addRoutes(to: router)
     IntrospectionController(store: store, verifier: verifier).addRoutes(to: router, keyring: keyring)
     let cache = CacheController(snapshots: snapshots, hub: hub, store: store, delivery: metrics.delivery)
@@ -82,12 +83,15 @@ public func buildApplication(
     router.refuseUnservedMethods()
 
     let idleTimeout = TimeAmount.seconds(configuration.idleTimeout)
+    let serverName = "revoked"
+    let directChecks = DirectChecks(controller: checks, keyring: keyring, metrics: metrics, logger: logger, serverName: serverName)
     return Application(
         router: router,
         server: HTTPServerBuilder { responder in
-            LimitedHTTP1Channel(responder: responder, idleTimeout: idleTimeout, headTimeout: .seconds(Limits.requestHeadSeconds))
+            LimitedHTTP1Channel(
+                responder: responder, idleTimeout: idleTimeout, headTimeout: .seconds(Limits.requestHeadSeconds), checks: directChecks)
         },
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "revoked"),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName),
         services: services,
         logger: logger
     )

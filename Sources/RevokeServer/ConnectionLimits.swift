@@ -8,20 +8,25 @@ import NIOHTTPTypes
 /// HTTP/1.1 as Hummingbird serves it, with the contract's limits on connections: one with no
 /// request in progress is closed after the idle timeout (`REVOKE_IDLE_TIMEOUT`, Hummingbird's
 /// own), and one whose request head has not arrived within `headTimeout` of its first byte is
-/// closed (a client that sends a byte a minute must not hold a connection for ever).
+/// closed (a client that sends a byte a minute must not hold a connection for ever). Checks
+/// are answered on the connection's event loop (``CheckChannelHandler``).
 struct LimitedHTTP1Channel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
 
     let responder: HTTPChannelHandler.Responder
     let idleTimeout: TimeAmount
     let headTimeout: TimeAmount
+    let checks: DirectChecks
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let watch = HeadWatch(timeout: headTimeout)
         let http1 = HTTP1Channel(
             responder: responder, configuration: .init(additionalChannelHandlers: [HeadWatch.Parts(watch)], idleTimeout: idleTimeout))
         return http1.setup(channel: channel, logger: logger).flatMapThrowing { value in
-            try channel.pipeline.syncOperations.addHandler(HeadWatch.Bytes(watch), position: .first)
+            let pipeline = channel.pipeline.syncOperations
+            try pipeline.addHandler(HeadWatch.Bytes(watch), position: .first)
+            // After the connection's state, which must see the checks' requests and responses too.
+            try pipeline.addHandler(CheckChannelHandler(checks), position: .after(try pipeline.handler(type: HTTPConnectionStateHandler.self)))
             return value
         }
     }

@@ -1,0 +1,286 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTPTypes
+import RevokeCore
+import RevokeHTTP
+import RevokeStore
+
+/// What a connection needs to answer `POST /v1/check` itself (``CheckChannelHandler``).
+struct DirectChecks: Sendable {
+    let controller: CheckController
+    let keyring: APIKeyring
+    let metrics: ServerMetrics
+    let logger: Logger
+    /// The `Server` header, as Hummingbird writes it on every other response.
+    let serverName: String
+}
+
+/// Answers `POST /v1/check`, the verifiers' hot path, on the connection's event loop: from the
+/// decoded request to the Redis round trip (a promise of this loop) to the response, without a
+/// task. Every other request goes on to Hummingbird, as does a check that arrives while
+/// Hummingbird still answers one before it. What a check means (key, media type, body, query,
+/// store, errors, metrics) is the same code either way: ``APIKeyring/authorize(_:required:)``,
+/// ``CheckController/query(from:cutoffClaims:)``, ``RevocationStore/check(_:on:)``,
+/// ``APIError/init(answering:logger:counters:)`` and ``ServerMetrics/request(method:route:status:duration:)``.
+///
+/// It sits after Hummingbird's connection-state handler, so the idle timeout, the head timeout
+/// and graceful shutdown see its requests as their own. Responses leave in request order: while
+/// it answers a check, whatever arrives behind it (pipelined requests, errors, events) is held
+/// and reading stops; once its response is written the held parts are taken in order.
+final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// A check this handler answers.
+    private struct Check {
+        let started: ContinuousClock.Instant
+        /// The body so far: the first part itself (most bodies are one), later parts appended.
+        var body: ByteBuffer?
+        /// The answer already decided before the body ends (key, media type, size).
+        var refusal: APIError?
+        /// `Connection: close`: the connection closes once the response is written.
+        let close: Bool
+    }
+
+    private enum Own {
+        case reading(Check)
+        case answering
+    }
+
+    private enum Held {
+        case part(HTTPRequestPart)
+        case error(any Error)
+        case event(Any)
+    }
+
+    private let checks: DirectChecks
+    private var own: Own?
+    /// What arrived while a check was answered, in order.
+    private var held = CircularBuffer<Held>()
+    /// Requests handed on to Hummingbird whose response has not ended.
+    private var handedOn = 0
+    /// A read asked for while a check was answered.
+    private var readDeferred = false
+    private var date = HTTPDate()
+
+    init(_ checks: DirectChecks) {
+        self.checks = checks
+    }
+
+    private var answering: Bool {
+        if case .answering? = own { true } else { false }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if answering || !held.isEmpty {
+            held.append(.part(part))
+        } else {
+            take(part, context: context)
+        }
+    }
+
+    /// Takes one part in order; true when it went on to Hummingbird.
+    @discardableResult
+    private func take(_ part: HTTPRequestPart, context: ChannelHandlerContext) -> Bool {
+        switch (own, part) {
+        case (.reading(var check)?, .body(var bytes)):
+            own = nil
+            if check.refusal == nil {
+                if (check.body?.readableBytes ?? 0) + bytes.readableBytes > Limits.maximumBodyBytes {
+                    check.refusal = APIError(httpStatus: .contentTooLarge, message: "")
+                    check.body = nil
+                } else if check.body == nil {
+                    check.body = bytes
+                } else {
+                    check.body!.writeBuffer(&bytes)
+                }
+            }
+            own = .reading(check)
+            return false
+        case (.reading(let check)?, .end):
+            own = .answering
+            answer(check, context: context)
+            return false
+        case (nil, .head(let head)) where handedOn == 0 && Self.isCheck(head):
+            own = .reading(begin(head))
+            return false
+        case (nil, .head):
+            handedOn += 1
+            context.fireChannelRead(wrapInboundOut(part))
+            return true
+        case (nil, _):
+            context.fireChannelRead(wrapInboundOut(part))
+            return true
+        case (.reading?, .head), (.answering?, _):
+            // Cannot happen: the decoder ends every request before the next head, and nothing is
+            // taken while a check is answered. A connection that gets here is not trusted further.
+            context.close(promise: nil)
+            return false
+        }
+    }
+
+    /// `POST /v1/check`, with or without a query string.
+    private static func isCheck(_ head: HTTPRequest) -> Bool {
+        guard head.method == .post, let path = head.path?.utf8 else { return false }
+        let route = "/v1/check".utf8
+        guard path.starts(with: route) else { return false }
+        let rest = path.dropFirst(route.count)
+        return rest.isEmpty || rest.first == UInt8(ascii: "?")
+    }
+
+    /// The key and the media type, decided from the head as the route's middleware and
+    /// handler decide them.
+    private func begin(_ head: HTTPRequest) -> Check {
+        var check = Check(started: .now, body: nil, refusal: nil, close: head.headerFields[.connection] == "close")
+        do {
+            _ = try checks.keyring.authorize(head.headerFields[.authorization], required: .verifier)
+            try Request.requireMediaType("application/json", contentType: head.headerFields[.contentType])
+        } catch {
+            check.refusal = error
+        }
+        return check
+    }
+
+    private func answer(_ check: Check, context: ChannelHandlerContext) {
+        if let refusal = check.refusal { return respond(to: check, with: .failure(refusal), context: context) }
+        let query: CheckQuery
+        do {
+            query = try CheckController.query(from: try Request.jsonObject(from: check.body ?? ByteBuffer()), cutoffClaims: checks.controller.store.cutoffClaims)
+        } catch {
+            return respond(to: check, with: .failure(error), context: context)
+        }
+        checks.controller.store.check(query, on: context.eventLoop).assumeIsolated().whenComplete { result in
+            self.respond(to: check, with: result.mapError { $0 }, context: context)
+        }
+    }
+
+    private func respond(to check: Check, with result: Result<CheckVerdict, any Error>, context: ChannelHandlerContext) {
+        let status: HTTPResponse.Status
+        let body: JSONValue
+        var headers = HTTPFields()
+        switch result {
+        case .success(let verdict):
+            checks.controller.checks.increment()
+            status = .ok
+            body = verdict.json
+        case .failure(let error):
+            let error = APIError(answering: error, logger: checks.logger, counters: checks.metrics.storeErrors)
+            status = error.status
+            body = error.body
+            headers = error.headers
+        }
+        let bytes = body.serialized()
+        var head = HTTPResponse(status: status)
+        head.headerFields.reserveCapacity(4 + headers.count)
+        head.headerFields[.contentType] = "application/json; charset=utf-8"
+        head.headerFields[.contentLength] = String(bytes.count)
+        head.headerFields.append(contentsOf: headers)
+        head.headerFields[.date] = date.now()
+        head.headerFields[.server] = checks.serverName
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: bytes))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        checks.metrics.request(method: "POST", route: "/v1/check", status: Int(status.code), duration: .now - check.started)
+        own = nil
+        if check.close {
+            held.removeAll()
+            context.close(promise: nil)
+            return
+        }
+        takeHeld(context: context)
+    }
+
+    /// Takes what was held while a check was answered, until it is all taken or another check
+    /// is being answered; then reads again if a read was asked for meanwhile.
+    private func takeHeld(context: ChannelHandlerContext) {
+        var handedOnParts = false
+        while !answering, let next = held.popFirst() {
+            switch next {
+            case .part(let part): handedOnParts = take(part, context: context) || handedOnParts
+            case .error(let error): context.fireErrorCaught(error)
+            case .event(let event): context.fireUserInboundEventTriggered(event)
+            }
+        }
+        // Hummingbird's inbound stream delivers what it was given at the end of a read.
+        if handedOnParts { context.fireChannelReadComplete() }
+        if !answering && held.isEmpty && readDeferred {
+            readDeferred = false
+            context.read()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if answering || !held.isEmpty {
+            readDeferred = true
+        } else {
+            context.read()
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // (Hummingbird's 400 for a request that never decoded ends a response nothing counted.)
+        if case .end = unwrapOutboundIn(data) { handedOn = max(0, handedOn - 1) }
+        context.write(data, promise: promise)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch own {
+        case .reading?:
+            // The check's own request is broken: Hummingbird answers it (400) and closes.
+            own = nil
+            context.fireErrorCaught(error)
+        case .answering?:
+            held.append(.error(error))
+        case nil where !held.isEmpty:
+            held.append(.error(error))
+        case nil:
+            context.fireErrorCaught(error)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if answering || !held.isEmpty {
+            held.append(.event(event))
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        held.removeAll()
+        context.fireChannelInactive()
+    }
+}
+
+/// The `Date` header's value (IMF-fixdate), formatted once per second.
+struct HTTPDate {
+    private var second = Int.min
+    private var text = ""
+
+    mutating func now() -> String {
+        let now = time(nil)
+        if now != second {
+            second = now
+            text = Self.format(now)
+        }
+        return text
+    }
+
+    static func format(_ seconds: Int) -> String {
+        var time = seconds
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+    }
+}
