@@ -7,7 +7,8 @@ import RedisSupervisor
 /// `make bench` (Redis part): EXISTS throughput of our Redis layer with 1, 16 and 64
 /// concurrent callers, against `redis-benchmark` on the same private server in the same run:
 /// callers on Swift's global pool, then on the connection's event loop (where `revoked`'s
-/// request handlers run, each on its HTTP connection's loop).
+/// request handlers run, each on its HTTP connection's loop), then callers that are no tasks
+/// but callbacks on that loop completing promises, as `revoked` answers `POST /v1/check`.
 @main
 struct RedisBenchmark {
     static func main() async throws {
@@ -34,6 +35,7 @@ struct RedisBenchmark {
         let ours64 = try await ourThroughput(server, callers: 64, seconds: seconds)
         let onLoop16 = try await ourThroughput(server, callers: 16, seconds: seconds, onLoop: true)
         let onLoop64 = try await ourThroughput(server, callers: 64, seconds: seconds, onLoop: true)
+        let promises64 = try await promiseThroughput(server, callers: 64, seconds: seconds)
 
         func row(_ name: String, _ value: Double, _ against: String, _ reference: Double) {
             let ratio = value / reference
@@ -53,6 +55,7 @@ struct RedisBenchmark {
         row("RedisClient, 64 callers", ours64, "redis-benchmark -c 64 -P 16", reference64P16)
         row("16 callers on the loop", onLoop16, "redis-benchmark -c 64", reference64)
         row("64 callers on the loop", onLoop64, "redis-benchmark -c 64 -P 16", reference64P16)
+        row("64 promise callers on the loop", promises64, "redis-benchmark -c 64 -P 16", reference64P16)
         print("")
         print(
             String(
@@ -62,6 +65,10 @@ struct RedisBenchmark {
             String(
                 format: "64 callers reach %.0f%% of redis-benchmark -c 64 -P 16 on the connection's event loop, %.0f%% from the global pool (target >= 70%%)",
                 100 * onLoop64 / reference64P16, 100 * ours64 / reference64P16))
+        print(
+            String(
+                format: "64 callers completing promises on the loop, as single checks call it, reach %.0f%% (target >= 70%%)",
+                100 * promises64 / reference64P16))
         await server.stop()
     }
 
@@ -125,6 +132,78 @@ struct RedisBenchmark {
             let elapsed = clock.now - started
             group.cancelAll()
             return Double(counts) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        }
+    }
+
+    /// Runs `callers` chains of EXISTS through one `RedisClient` for `seconds`, each a callback on
+    /// the connection's event loop that sends its next command when the promise of the last one
+    /// completes (`send(batch:timeout:completing:)`): no task, as `CheckChannelHandler` asks.
+    static func promiseThroughput(_ server: RedisServerProcess, callers: Int, seconds: Double) async throws -> Double {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let client = RedisClient(configuration: server.configuration(commandTimeout: .seconds(10)), eventLoopGroup: loop)
+        return try await withThrowingTaskGroup(of: Double.self) { group in
+            group.addTask {
+                try await client.run()
+                return 0
+            }
+            try await client.waitUntilConnected()
+            let commands = (0..<4096).map { _ in RedisCommand("EXISTS", "key:\(String(format: "%012d", Int.random(in: 0..<100_000)))") }
+            for command in commands.prefix(500) { _ = try await client.send(command) }
+            let rate = try await loop.flatSubmit {
+                PromiseCallers(client: client, commands: commands, loop: loop).run(callers: callers, seconds: seconds)
+            }.get()
+            group.cancelAll()
+            return rate
+        }
+    }
+
+    /// The callers of ``promiseThroughput(_:callers:seconds:)``, all on one event loop.
+    final class PromiseCallers {
+        let client: RedisClient
+        let commands: [RedisCommand]
+        let loop: any EventLoop
+        let clock = ContinuousClock()
+        var count = 0
+        var running = 0
+        var deadline: ContinuousClock.Instant
+        var started: ContinuousClock.Instant
+        let done: EventLoopPromise<Double>
+
+        init(client: RedisClient, commands: [RedisCommand], loop: any EventLoop) {
+            self.client = client
+            self.commands = commands
+            self.loop = loop
+            self.started = clock.now
+            self.deadline = started
+            self.done = loop.makePromise()
+        }
+
+        func run(callers: Int, seconds: Double) -> EventLoopFuture<Double> {
+            started = clock.now
+            deadline = started + .milliseconds(Int(seconds * 1000))
+            running = callers
+            for caller in 0..<callers { send(caller * 61) }
+            return done.futureResult
+        }
+
+        private func send(_ index: Int) {
+            let reply = loop.makePromise(of: [RedisValue].self)
+            client.send(batch: [commands[index & 4095]], timeout: nil, completing: reply)
+            reply.futureResult.assumeIsolated().whenComplete { result in
+                self.count += 1
+                if case .failure(let error) = result {
+                    if self.running > 0 { self.done.fail(error) }
+                    self.running = 0
+                    return
+                }
+                if self.running == 0 { return }
+                if (index & 63) != 0 || self.clock.now < self.deadline { return self.send(index &+ 1) }
+                self.running -= 1
+                if self.running == 0 {
+                    let elapsed = self.clock.now - self.started
+                    self.done.succeed(Double(self.count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+                }
+            }
         }
     }
 

@@ -429,8 +429,10 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             try bytes.withUnsafeReadableBytes { raw in try reader.feed(raw) }
             while let reply = try reader.next() {
                 try deliver(reply)
+                // Kept current reply by reply: a caller answered here that sends again at once
+                // (a channel handler's promise) may write early too.
+                queue.unanswered.store(inFlight.count, ordering: .relaxed)
             }
-            queue.unanswered.store(inFlight.count, ordering: .relaxed)
         } catch let error as RedisError {
             fail(context: context, with: error)
         } catch {
