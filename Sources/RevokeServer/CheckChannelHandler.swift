@@ -30,7 +30,8 @@ struct DirectChecks: Sendable {
 /// It sits after Hummingbird's connection-state handler, so the idle timeout, the head timeout
 /// and graceful shutdown see its requests as their own. Responses leave in request order: while
 /// it answers a check, whatever arrives behind it (pipelined requests, errors, events) is held
-/// and reading stops; once its response is written the held parts are taken in order.
+/// (reading stops while anything is held); once its response is written the held parts are
+/// taken in order.
 final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -198,7 +199,7 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Takes what was held while a check was answered, until it is all taken or another check
-    /// is being answered; then reads again if a read was asked for meanwhile.
+    /// is being answered; then, with nothing held, reads again if a read was asked for meanwhile.
     private func takeHeld(context: ChannelHandlerContext) {
         var handedOnParts = false
         while !answering, let next = held.popFirst() {
@@ -210,17 +211,21 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         // Hummingbird's inbound stream delivers what it was given at the end of a read.
         if handedOnParts { context.fireChannelReadComplete() }
-        if !answering && held.isEmpty && readDeferred {
+        if held.isEmpty && readDeferred {
             readDeferred = false
             context.read()
         }
     }
 
+    /// Reading stops once something is held behind a check (a client pipelining faster than
+    /// its checks are answered), not merely while one is answered: a client that waits for each
+    /// answer must not make the event loop drop and restore its interest in the socket
+    /// (two `epoll_ctl`s) on every check.
     func read(context: ChannelHandlerContext) {
-        if answering || !held.isEmpty {
-            readDeferred = true
-        } else {
+        if held.isEmpty {
             context.read()
+        } else {
+            readDeferred = true
         }
     }
 
