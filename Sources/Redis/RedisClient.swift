@@ -174,10 +174,7 @@ public final class RedisClient: RedisCommandSender, Service {
     public nonisolated(nonsending) func send(batch commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RedisValue] {
         let connection = try self.connection
         let replies = try await connection.send(batch: commands, timeout: timeout)
-        // Only behind Sentinel does a READONLY mean anything to do: no scan of the replies else.
-        if resolver != nil, replies.contains(where: { if case .error(let message) = $0 { Self.isReadOnly(message) } else { false } }) {
-            dropDemoted(connection)
-        }
+        if resolver != nil { dropIfDemoted(connection, replies: replies) }
         return replies
     }
 
@@ -188,14 +185,16 @@ public final class RedisClient: RedisCommandSender, Service {
         } catch {
             return promise.fail(error)
         }
-        if resolver != nil {
-            promise.futureResult.whenSuccess { [self] replies in
-                if replies.contains(where: { if case .error(let message) = $0 { Self.isReadOnly(message) } else { false } }) {
-                    dropDemoted(connection)
-                }
-            }
-        }
+        if resolver != nil { promise.futureResult.whenSuccess { [self] replies in dropIfDemoted(connection, replies: replies) } }
         connection.send(batch: commands, timeout: timeout, completing: promise)
+    }
+
+    /// Drops the connection when a batch's replies hold a `READONLY`. Only behind Sentinel does
+    /// that mean anything to do, so callers scan the replies only there.
+    private func dropIfDemoted(_ connection: RedisConnection, replies: [RedisValue]) {
+        if replies.contains(where: { if case .error(let message) = $0 { Self.isReadOnly(message) } else { false } }) {
+            dropDemoted(connection)
+        }
     }
 
     /// `READONLY`, alone or inside a script's error: the server is a replica.
