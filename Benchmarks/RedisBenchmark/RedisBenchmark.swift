@@ -95,20 +95,36 @@ struct RedisBenchmark {
         throw BenchmarkError(description: "could not read redis-benchmark's output (is redis-tools installed?)")
     }
 
-    /// Runs `callers` tasks sending EXISTS through one `RedisClient` for `seconds`, on Swift's
-    /// global pool or on the event loop of the client's connection.
-    static func ourThroughput(_ server: RedisServerProcess, callers: Int, seconds: Double, onLoop: Bool = false) async throws -> Double {
+    /// Runs `body` with a `RedisClient` connected on one event loop of the group and 4096
+    /// `EXISTS` of random keys, 500 of them sent first to warm up (connection, allocator, caches).
+    static func withClient(
+        _ server: RedisServerProcess, _ body: @Sendable (RedisClient, any EventLoop, [RedisCommand]) async throws -> Double
+    ) async throws -> Double {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let client = RedisClient(configuration: server.configuration(commandTimeout: .seconds(10)), eventLoopGroup: loop)
-        return try await withThrowingTaskGroup(of: Int.self) { group in
+        return try await withThrowingTaskGroup(of: Double.self) { group in
             group.addTask {
                 try await client.run()
                 return 0
             }
             try await client.waitUntilConnected()
             let commands = (0..<4096).map { _ in RedisCommand("EXISTS", "key:\(String(format: "%012d", Int.random(in: 0..<100_000)))") }
-            // Warm up: connections, allocator, caches.
             for command in commands.prefix(500) { _ = try await client.send(command) }
+            let rate = try await body(client, loop, commands)
+            group.cancelAll()
+            return rate
+        }
+    }
+
+    /// Operations per second.
+    static func rate(_ count: Int, over elapsed: Duration) -> Double {
+        Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+    }
+
+    /// Runs `callers` tasks sending EXISTS through one `RedisClient` for `seconds`, on Swift's
+    /// global pool or on the event loop of the client's connection.
+    static func ourThroughput(_ server: RedisServerProcess, callers: Int, seconds: Double, onLoop: Bool = false) async throws -> Double {
+        try await withClient(server) { client, loop, commands in
             let clock = ContinuousClock()
             let started = clock.now
             let deadline = started + .milliseconds(Int(seconds * 1000))
@@ -129,9 +145,7 @@ struct RedisBenchmark {
                 }
                 return try await callersGroup.reduce(0, +)
             }
-            let elapsed = clock.now - started
-            group.cancelAll()
-            return Double(counts) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            return rate(counts, over: clock.now - started)
         }
     }
 
@@ -139,21 +153,10 @@ struct RedisBenchmark {
     /// the connection's event loop that sends its next command when the promise of the last one
     /// completes (`send(batch:timeout:completing:)`): no task, as `CheckChannelHandler` asks.
     static func promiseThroughput(_ server: RedisServerProcess, callers: Int, seconds: Double) async throws -> Double {
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let client = RedisClient(configuration: server.configuration(commandTimeout: .seconds(10)), eventLoopGroup: loop)
-        return try await withThrowingTaskGroup(of: Double.self) { group in
-            group.addTask {
-                try await client.run()
-                return 0
-            }
-            try await client.waitUntilConnected()
-            let commands = (0..<4096).map { _ in RedisCommand("EXISTS", "key:\(String(format: "%012d", Int.random(in: 0..<100_000)))") }
-            for command in commands.prefix(500) { _ = try await client.send(command) }
-            let rate = try await loop.flatSubmit {
+        try await withClient(server) { client, loop, commands in
+            try await loop.flatSubmit {
                 PromiseCallers(client: client, commands: commands, loop: loop).run(callers: callers, seconds: seconds)
             }.get()
-            group.cancelAll()
-            return rate
         }
     }
 
@@ -200,8 +203,7 @@ struct RedisBenchmark {
                 if (index & 63) != 0 || self.clock.now < self.deadline { return self.send(index &+ 1) }
                 self.running -= 1
                 if self.running == 0 {
-                    let elapsed = self.clock.now - self.started
-                    self.done.succeed(Double(self.count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+                    self.done.succeed(RedisBenchmark.rate(self.count, over: self.clock.now - self.started))
                 }
             }
         }
