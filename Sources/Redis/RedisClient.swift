@@ -148,7 +148,7 @@ public final class RedisClient: RedisCommandSender, Service {
     /// is still returned: its queue fails the command at once with `connectionClosed`, without
     /// a second lock here on every command.
     private var connection: RedisConnection {
-        get throws {
+        get throws(RedisError) {
             let current = state.withLock { state -> RedisConnection? in
                 if case .connected(let connection) = state { return connection }
                 return nil
@@ -178,15 +178,21 @@ public final class RedisClient: RedisCommandSender, Service {
         return replies
     }
 
-    public func send(batch commands: [RedisCommand], timeout: Duration? = nil, completing promise: EventLoopPromise<[RedisValue]>) {
+    public func send(
+        batch commands: [RedisCommand], timeout: Duration? = nil, on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Result<[RedisValue], RedisError>) -> Void
+    ) {
         let connection: RedisConnection
         do {
             connection = try self.connection
         } catch {
-            return promise.fail(error)
+            return eventLoop.inEventLoop ? completion(.failure(error)) : eventLoop.execute { completion(.failure(error)) }
         }
-        if resolver != nil { promise.futureResult.whenSuccess { [self] replies in dropIfDemoted(connection, replies: replies) } }
-        connection.send(batch: commands, timeout: timeout, completing: promise)
+        guard resolver != nil else { return connection.send(batch: commands, timeout: timeout, on: eventLoop, completion: completion) }
+        connection.send(batch: commands, timeout: timeout, on: eventLoop) { [self] result in
+            if case .success(let replies) = result { dropIfDemoted(connection, replies: replies) }
+            completion(result)
+        }
     }
 
     /// Drops the connection when a batch's replies hold a `READONLY`. Only behind Sentinel does

@@ -21,11 +21,14 @@ public protocol RedisCommandSender: Sendable {
     /// hide the others.
     nonisolated(nonsending) func send(batch commands: [RedisCommand], timeout: Duration?) async throws -> [RedisValue]
 
-    /// Sends many commands in one write, as ``send(batch:timeout:)`` does, and completes
-    /// `promise` with their replies (or a ``RedisError``) instead of resuming a task: a
-    /// channel handler that holds a promise of its own event loop waits for Redis without
-    /// leaving it.
-    func send(batch commands: [RedisCommand], timeout: Duration?, completing promise: EventLoopPromise<[RedisValue]>)
+    /// Sends many commands in one write, as ``send(batch:timeout:)`` does, and calls
+    /// `completion` on `eventLoop` with their replies (or a ``RedisError``) instead of resuming
+    /// a task: a channel handler waits for Redis without leaving its event loop, and without a
+    /// future to allocate. On the connection's own event loop `completion` is called as the reply
+    /// is read; from another loop it is one hop away.
+    func send(
+        batch commands: [RedisCommand], timeout: Duration?, on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Result<[RedisValue], RedisError>) -> Void)
 }
 
 extension RedisCommandSender {
@@ -174,11 +177,25 @@ public final class RedisConnection: RedisCommandSender {
         }
     }
 
-    public func send(batch commands: [RedisCommand], timeout: Duration? = nil, completing promise: EventLoopPromise<[RedisValue]>) {
-        if commands.isEmpty { return promise.succeed([]) }
+    public func send(
+        batch commands: [RedisCommand], timeout: Duration? = nil, on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Result<[RedisValue], RedisError>) -> Void
+    ) {
+        // The waiter calls its callback where it is answered: on this connection's loop, or on
+        // the caller's thread when the connection had already failed (``enqueue``). A callback
+        // for another loop is wrapped once here to hop there.
+        let callback: @Sendable (Result<[RedisValue], RedisError>) -> Void
+        if eventLoop === self.eventLoop {
+            callback = completion
+        } else {
+            callback = { result in eventLoop.execute { completion(result) } }
+        }
+        if commands.isEmpty {
+            return eventLoop.inEventLoop ? completion(.success([])) : eventLoop.execute { completion(.success([])) }
+        }
         let wait = timeout.map(TimeAmount.init) ?? commandTimeout
-        // Completed exactly once, as a continuation is resumed in send(_:timeout:).
-        enqueue(waiter: ReplyWaiter(.promise(promise), expected: commands.count, timeout: wait)) { buffer in
+        // Called exactly once, as a continuation is resumed in send(_:timeout:).
+        enqueue(waiter: ReplyWaiter(.callback(callback), expected: commands.count, timeout: wait)) { buffer in
             for command in commands { command.encode(into: &buffer) }
         }
     }
@@ -189,8 +206,9 @@ public final class RedisConnection: RedisCommandSender {
         let outcome = queue.state.withLock { state -> EnqueueOutcome in
             if let failure = state.failure { return .failed(failure) }
             encode(&state.buffer)
+            state.commands += waiter.expected
             state.waiters.append(waiter)
-            if state.writeScheduled { return .queued(state.waiters.count) }
+            if state.writeScheduled { return .queued(state.commands) }
             state.writeScheduled = true
             return .scheduleWrite
         }
@@ -198,9 +216,17 @@ public final class RedisConnection: RedisCommandSender {
         case .queued(let pending):
             // A caller on the event loop holds it: the write scheduled behind it waits for every
             // caller queued there. Once as many commands are pending as Redis has yet to answer,
-            // they go out now, so Redis works on them while the event loop runs the others.
+            // they go out now, so Redis works on them while the event loop runs the others. (From
+            // an idle Redis the writes grow by doubling.)
             if pending >= queue.unanswered.load(ordering: .relaxed) && eventLoop.inEventLoop { Self.flush(queue, channel) }
         case .failed(let error):
+            // A callback runs on the connection's loop, even to hear that it failed at once.
+            if case .callback = waiter.caller, !eventLoop.inEventLoop {
+                return eventLoop.execute {
+                    var waiter = waiter
+                    waiter.fail(error)
+                }
+            }
             var waiter = waiter
             waiter.fail(error)
         case .scheduleWrite:
@@ -210,13 +236,14 @@ public final class RedisConnection: RedisCommandSender {
 
     /// Writes whatever is pending (on the event loop), or fails it once the connection failed.
     private static func flush(_ queue: CommandQueue, _ channel: any Channel) {
-        let (bytes, waiters, failure) = queue.takePending()
-        if let failure {
+        switch queue.takePending(startingAt: .now()) {
+        case .failure(let failure, let waiters):
             for var waiter in waiters { waiter.fail(failure) }
-            return
+        case .write(let write):
+            channel.writeAndFlush(write, promise: nil)
+        case .nothing:
+            break
         }
-        if waiters.isEmpty { return }
-        channel.writeAndFlush(PendingWrite(bytes: bytes, waiters: waiters), promise: nil)
     }
 
     /// Closes the connection; outstanding commands fail with ``RedisError/Code/connectionClosed``.
@@ -252,18 +279,18 @@ private enum EnqueueOutcome {
 }
 
 /// A caller waiting for replies: one command, or a batch answered by one continuation or
-/// promise, with its deadline. Once its deadline has passed it is *abandoned*: its caller was told, and it
+/// callback, with its deadline. Once its deadline has passed it is *abandoned*: its caller was told, and it
 /// only waits to consume its replies.
 struct ReplyWaiter: Sendable {
     enum Caller: Sendable {
         case single(UnsafeContinuation<RedisValue, any Error>)
         case batch(UnsafeContinuation<[RedisValue], any Error>)
-        case promise(EventLoopPromise<[RedisValue]>)
+        case callback(@Sendable (Result<[RedisValue], RedisError>) -> Void)
     }
 
     /// Nil once abandoned or answered.
     private(set) var caller: Caller?
-    /// Replies still to come, and those received (for a batch).
+    /// Replies still to come, and those received before the last (for a batch).
     private(set) var expected: Int
     private(set) var received: [RedisValue] = []
     /// How long it may wait; its deadline counts from when it is written.
@@ -276,8 +303,10 @@ struct ReplyWaiter: Sendable {
         self.timeout = timeout
         // Set when it is written (``start(at:)``): until then no timer looks at it.
         self.deadline = .distantFuture
+        // A batch of one gets its array when answered: a waiter is copied as it moves from the
+        // queue to the handler, and an empty array costs those copies nothing.
         switch caller {
-        case .batch, .promise: received.reserveCapacity(expected)
+        case .batch, .callback: if expected > 1 { received.reserveCapacity(expected) }
         case .single: break
         }
     }
@@ -294,17 +323,17 @@ struct ReplyWaiter: Sendable {
     mutating func take(_ reply: RedisValue) -> Bool {
         expected -= 1
         switch caller {
-        case .batch?, .promise?: received.append(reply)
+        case .batch?, .callback?: received.append(reply)
         case .single?, nil: break
         }
         guard expected == 0 else { return false }
-        switch caller {
+        // Taken out first: a callback may send again at once, and must find this waiter answered.
+        switch caller.take() {
         case .single(let continuation)?: continuation.resume(returning: reply)
         case .batch(let continuation)?: continuation.resume(returning: received)
-        case .promise(let promise)?: promise.succeed(received)
+        case .callback(let body)?: body(.success(received))
         case nil: break
         }
-        caller = nil
         return true
     }
 
@@ -317,13 +346,12 @@ struct ReplyWaiter: Sendable {
 
     /// Fails its caller (if it still has one).
     mutating func fail(_ error: RedisError) {
-        switch caller {
+        switch caller.take() {
         case .single(let continuation)?: continuation.resume(throwing: error)
         case .batch(let continuation)?: continuation.resume(throwing: error)
-        case .promise(let promise)?: promise.fail(error)
+        case .callback(let body)?: body(.failure(error))
         case nil: break
         }
-        caller = nil
     }
 }
 
@@ -335,25 +363,49 @@ final class CommandQueue: Sendable {
     struct State {
         var buffer = ByteBuffer()
         var waiters: [ReplyWaiter] = []
+        /// The commands the waiters sent.
+        var commands = 0
         var writeScheduled = false
         /// Set once the connection has closed; later commands fail at once with it.
         var failure: RedisError?
     }
 
     let state = Mutex(State())
-    /// Callers whose commands were written and not all answered yet (set on the event loop).
+    /// Commands written whose replies have not arrived yet (set on the event loop; replies read
+    /// but not yet handed out do not count: Redis is done with them).
     let unanswered = Atomic(0)
 
-    /// Takes everything gathered so far, leaving the queue empty.
-    func takePending() -> (ByteBuffer, [ReplyWaiter], RedisError?) {
+    enum Taken {
+        case write(PendingWrite)
+        case failure(RedisError, [ReplyWaiter])
+        case nothing
+    }
+
+    /// Takes everything gathered so far, leaving the queue empty, with each waiter's deadline
+    /// counted from `now` (set in place, so no waiter is copied for it).
+    func takePending(startingAt now: NIODeadline) -> Taken {
         state.withLock { state in
-            let taken = (state.buffer, state.waiters, state.failure)
-            state.buffer = ByteBuffer()
-            state.buffer.reserveCapacity(taken.0.readableBytes)
-            state.waiters = []
-            state.waiters.reserveCapacity(taken.1.count)
             state.writeScheduled = false
-            return taken
+            if let failure = state.failure {
+                defer {
+                    state.waiters = []
+                    state.commands = 0
+                }
+                return .failure(failure, state.waiters)
+            }
+            if state.waiters.isEmpty { return .nothing }
+            var earliest = NIODeadline.distantFuture
+            for index in state.waiters.indices {
+                state.waiters[index].start(at: now)
+                earliest = min(earliest, state.waiters[index].deadline)
+            }
+            let write = PendingWrite(bytes: state.buffer, waiters: state.waiters, commands: state.commands, earliestDeadline: earliest)
+            state.commands = 0
+            state.buffer = ByteBuffer()
+            state.buffer.reserveCapacity(write.bytes.readableBytes)
+            state.waiters = []
+            state.waiters.reserveCapacity(write.waiters.count)
+            return .write(write)
         }
     }
 
@@ -363,6 +415,7 @@ final class CommandQueue: Sendable {
             if state.failure == nil { state.failure = error }
             let waiters = state.waiters
             state.waiters = []
+            state.commands = 0
             state.buffer.clear()
             return waiters
         }
@@ -372,7 +425,11 @@ final class CommandQueue: Sendable {
 /// One write's worth of commands and the callers waiting for their replies.
 struct PendingWrite: Sendable {
     var bytes: ByteBuffer
+    /// Their deadlines already counted from the write.
     var waiters: [ReplyWaiter]
+    /// The commands in `bytes`.
+    var commands: Int
+    var earliestDeadline: NIODeadline
 }
 
 /// Lives in the channel pipeline: writes pending commands, decodes replies with hiredis and
@@ -386,6 +443,11 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private let reader: HiredisReader
     private let onPush: (@Sendable (RedisValue) -> Void)?
     private var inFlight = CircularBuffer<ReplyWaiter>(initialCapacity: 64)
+    /// Replies read and decoded, not yet handed to their callers.
+    private var arrived = CircularBuffer<RedisValue>(initialCapacity: 64)
+    /// Commands written whose replies have not arrived (``CommandQueue/unanswered`` is its copy
+    /// for callers).
+    private var unanswered = 0
     /// One timer, set for the earliest deadline in flight (re-armed sooner when a command with
     /// an earlier deadline is written behind a later one, such as an `XREAD`'s).
     private var timer: Scheduled<Void>?
@@ -410,34 +472,39 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             promise?.fail(error)
             return
         }
-        // One reading of the clock for everything this write carries.
-        let now = NIODeadline.now()
-        var earliest: NIODeadline?
-        for var waiter in pending.waiters {
-            waiter.start(at: now)
-            earliest = min(earliest ?? waiter.deadline, waiter.deadline)
-            inFlight.append(waiter)
-        }
-        queue.unanswered.store(inFlight.count, ordering: .relaxed)
+        // By index: each waiter is copied once, into the list.
+        for index in pending.waiters.indices { inFlight.append(pending.waiters[index]) }
+        unanswered += pending.commands
+        queue.unanswered.store(unanswered, ordering: .relaxed)
         context.write(wrapOutboundOut(pending.bytes), promise: promise)
-        if let earliest { armTimer(at: earliest, context: context) }
+        if !pending.waiters.isEmpty { armTimer(at: pending.earliestDeadline, context: context) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
+        // Every reply this read completes is decoded before any is handed out, so that callers
+        // answered here that send again at once (callbacks) compare what they have pending
+        // with what Redis still has to answer, not with replies already here.
+        var failure: RedisError?
         do {
             try bytes.withUnsafeReadableBytes { raw in try reader.feed(raw) }
             while let reply = try reader.next() {
-                try deliver(reply)
-                // Kept current reply by reply: a caller answered here that sends again at once
-                // (a channel handler's promise) may write early too.
-                queue.unanswered.store(inFlight.count, ordering: .relaxed)
+                arrived.append(reply)
+                // (A subscribed connection's messages answer no command.)
+                if unanswered > 0 { unanswered -= 1 }
             }
         } catch let error as RedisError {
-            fail(context: context, with: error)
+            failure = error
         } catch {
-            fail(context: context, with: RedisError(.protocolError, "could not read a reply", underlying: error))
+            failure = RedisError(.protocolError, "could not read a reply", underlying: error)
         }
+        queue.unanswered.store(unanswered, ordering: .relaxed)
+        do {
+            while let reply = arrived.popFirst() { try deliver(reply) }
+        } catch {
+            failure = error
+        }
+        if let failure { fail(context: context, with: failure) }
     }
 
     private func deliver(_ reply: RedisValue) throws(RedisError) {
@@ -512,6 +579,9 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         let unwritten = queue.close(with: error)
         let written = inFlight
         inFlight.removeAll()
+        arrived.removeAll()
+        unanswered = 0
+        queue.unanswered.store(0, ordering: .relaxed)
         for var waiter in written { waiter.fail(error) }
         for var waiter in unwritten { waiter.fail(error) }
     }

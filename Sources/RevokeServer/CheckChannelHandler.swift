@@ -20,11 +20,11 @@ struct DirectChecks: Sendable {
 }
 
 /// Answers `POST /v1/check`, the verifiers' hot path, on the connection's event loop: from the
-/// decoded request to the Redis round trip (a promise of this loop) to the response, without a
+/// decoded request to the Redis round trip (a callback on this loop) to the response, without a
 /// task. Every other request goes on to Hummingbird, as does a check that arrives while
 /// Hummingbird still answers one before it. What a check means (key, media type, body, query,
 /// store, errors, metrics) is the same code either way: ``APIKeyring/authorize(_:required:)``,
-/// ``CheckController/query(from:cutoffClaims:)``, ``RevocationStore/check(_:on:)``,
+/// ``CheckController/query(from:cutoffClaims:)``, ``RevocationStore/check(_:on:completion:)``,
 /// ``APIError/init(answering:logger:counters:)`` and ``ServerMetrics/request(method:route:status:duration:)``.
 ///
 /// It sits after Hummingbird's connection-state handler, so the idle timeout, the head timeout
@@ -157,8 +157,10 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } catch {
             return respond(to: check, with: .failure(error), context: context)
         }
-        checks.controller.store.check(query, on: context.eventLoop).assumeIsolated().whenComplete { result in
-            self.respond(to: check, with: result.mapError { $0 }, context: context)
+        let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        checks.controller.store.check(query, on: context.eventLoop) { result in
+            let (handler, context) = handler.value
+            handler.respond(to: check, with: result.mapError { $0 }, context: context)
         }
     }
 

@@ -283,24 +283,27 @@ public final class RevocationStore: Sendable {
         try await check([query])[0]
     }
 
-    /// Answers one check on `eventLoop` without a task: the round trip completes a promise of
-    /// that loop, so a channel handler gets its verdict where it runs. Fails with
-    /// ``StoreError``, as the async form throws.
-    public func check(_ query: CheckQuery, on eventLoop: any EventLoop) -> EventLoopFuture<CheckVerdict> {
+    /// Answers one check on `eventLoop` without a task: `completion` is called there with the
+    /// verdict, or with the ``StoreError`` the async form throws, so a channel handler gets its
+    /// verdict where it runs, and no future is made for it.
+    public func check(
+        _ query: CheckQuery, on eventLoop: any EventLoop, completion: @escaping @Sendable (Result<CheckVerdict, StoreError>) -> Void
+    ) {
         let plan = CheckPlan([query], keys: keys, cutoffClaims: cutoffClaims)
-        let replies = eventLoop.makePromise(of: [RedisValue].self)
-        redis.send(batch: plan.commands, timeout: nil, completing: replies)
-        let verdict = eventLoop.makePromise(of: CheckVerdict.self)
-        replies.futureResult.whenComplete { result in
-            do {
-                verdict.succeed(try plan.verdicts(try result.get())[0])
-            } catch let error as RedisError {
-                verdict.fail(StoreError(error))
-            } catch {
-                verdict.fail(StoreError(.failed, "\(error)"))
+        redis.send(batch: plan.commands, timeout: nil, on: eventLoop) { replies in
+            switch replies {
+            case .success(let replies):
+                do {
+                    completion(.success(try plan.verdicts(replies)[0]))
+                } catch let error as RedisError {
+                    completion(.failure(StoreError(error)))
+                } catch {
+                    completion(.failure(StoreError(.failed, "\(error)")))
+                }
+            case .failure(let error):
+                completion(.failure(StoreError(error)))
             }
         }
-        return verdict.futureResult
     }
 
     // MARK: - Redis itself

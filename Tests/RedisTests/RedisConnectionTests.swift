@@ -142,17 +142,17 @@ import Testing
         }
     }
 
-    /// A promise for the replies, as a channel handler holds it: completed on its own event
-    /// loop, whichever loop the connection is on, with error replies in their place; failed at
-    /// once while no connection is up.
-    @Test func aPromiseGetsItsRepliesOnItsOwnEventLoop() async throws {
+    /// A callback for the replies, as a channel handler passes it: called on its own event loop,
+    /// whichever loop the connection is on, with error replies in their place; failed on its
+    /// loop while no connection is up, or once the connection has closed.
+    @Test func aCallbackGetsItsRepliesOnItsOwnEventLoop() async throws {
         try await withRedisServer { server in
             try await withRedisClient(server.configuration()) { redis in
                 for loop in MultiThreadedEventLoopGroup.singleton.makeIterator() {
-                    let promise = loop.makePromise(of: [RedisValue].self)
-                    redis.send(batch: [RedisCommand("SET", "p", "x"), RedisCommand("INCR", "p"), RedisCommand("GET", "p")], timeout: nil, completing: promise)
-                    let (replies, onItsLoop) = try await promise.futureResult.map { ($0, loop.inEventLoop) }.get()
+                    let (result, onItsLoop) = await Self.replies(
+                        to: [RedisCommand("SET", "p", "x"), RedisCommand("INCR", "p"), RedisCommand("GET", "p")], from: redis, on: loop)
                     #expect(onItsLoop)
+                    let replies = try result.get()
                     #expect(replies.count == 3)
                     #expect(replies.first == .simpleString("OK"))
                     guard case .error(let message) = replies[1] else {
@@ -161,19 +161,38 @@ import Testing
                     }
                     #expect(message.contains("not an integer"))
                     #expect(replies.last == .bulkString(Array("x".utf8)))
+                    let (none, noneOnItsLoop) = await Self.replies(to: [], from: redis, on: loop)
+                    #expect(try none.get() == [])
+                    #expect(noneOnItsLoop)
                 }
-                let none = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: [RedisValue].self)
-                redis.send(batch: [], timeout: nil, completing: none)
-                #expect(try await none.futureResult.get() == [])
+            }
+            let connection = try await RedisConnection.connect(to: server.configuration())
+            connection.close()
+            await connection.waitUntilClosed()
+            for loop in MultiThreadedEventLoopGroup.singleton.makeIterator() {
+                let (closed, onItsLoop) = await Self.replies(to: [RedisCommand("PING")], from: connection, on: loop)
+                #expect(onItsLoop)
+                #expect(throws: RedisError.self) { try closed.get() }
             }
         }
         let nothing = RedisClient(configuration: RedisConfiguration(port: try RedisServerProcess.freeLoopbackPort()))
-        let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: [RedisValue].self)
-        nothing.send(batch: [RedisCommand("PING")], timeout: nil, completing: promise)
-        await #expect {
-            _ = try await promise.futureResult.get()
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let (result, onItsLoop) = await Self.replies(to: [RedisCommand("PING")], from: nothing, on: loop)
+        #expect(onItsLoop)
+        #expect {
+            _ = try result.get()
         } throws: { error in
             (error as? RedisError)?.code == .unavailable
+        }
+    }
+
+    /// The result `send(batch:timeout:on:completion:)` calls back with, and whether it was called
+    /// on `loop`.
+    static func replies(
+        to commands: [RedisCommand], from redis: any RedisCommandSender, on loop: any EventLoop
+    ) async -> (Result<[RedisValue], RedisError>, Bool) {
+        await withCheckedContinuation { continuation in
+            redis.send(batch: commands, timeout: nil, on: loop) { result in continuation.resume(returning: (result, loop.inEventLoop)) }
         }
     }
 
