@@ -443,8 +443,6 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private let reader: HiredisReader
     private let onPush: (@Sendable (RedisValue) -> Void)?
     private var inFlight = CircularBuffer<ReplyWaiter>(initialCapacity: 64)
-    /// Replies read and decoded, not yet handed to their callers.
-    private var arrived = CircularBuffer<RedisValue>(initialCapacity: 64)
     /// Commands written whose replies have not arrived (``CommandQueue/unanswered`` is its copy
     /// for callers).
     private var unanswered = 0
@@ -486,21 +484,21 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         // answered here that send again at once (callbacks) compare what they have pending
         // with what Redis still has to answer, not with replies already here.
         var failure: RedisError?
+        var arrived: [RedisValue] = []
         do {
             try bytes.withUnsafeReadableBytes { raw in try reader.feed(raw) }
-            while let reply = try reader.next() {
-                arrived.append(reply)
-                // (A subscribed connection's messages answer no command.)
-                if unanswered > 0 { unanswered -= 1 }
-            }
+            while let reply = try reader.next() { arrived.append(reply) }
         } catch let error as RedisError {
             failure = error
         } catch {
             failure = RedisError(.protocolError, "could not read a reply", underlying: error)
         }
+        // (A subscribed connection's messages answer no command.)
+        unanswered = max(0, unanswered - arrived.count)
         queue.unanswered.store(unanswered, ordering: .relaxed)
         do {
-            while let reply = arrived.popFirst() { try deliver(reply) }
+            // A caller answered here may close the connection: the rest then have no one to go to.
+            for reply in arrived where !failed { try deliver(reply) }
         } catch {
             failure = error
         }
@@ -579,7 +577,6 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         let unwritten = queue.close(with: error)
         let written = inFlight
         inFlight.removeAll()
-        arrived.removeAll()
         unanswered = 0
         queue.unanswered.store(0, ordering: .relaxed)
         for var waiter in written { waiter.fail(error) }
