@@ -154,78 +154,79 @@ struct HABenchmark {
 
     static func measureFailover(work: String) async throws -> Failover {
         let deployment = try await SentinelDeployment.start(replicas: 2)
-        let port = try RedisServerProcess.freeLoopbackPort()
-        let revoked = try await startRevoked(
-            port: port,
-            environment: [
-                "REVOKE_REDIS_URL": deployment.url, "REVOKE_REDIS_SENTINEL_PASSWORD": deployment.password, "REVOKE_REDIS_MIN_REPLICAS": "1",
-                "REVOKE_ADMIN_KEYS": "bench:k",
-            ],
-            log: work + "-revoked.log")
-        defer { Task { await revoked.kill() } }
-        let json = ["Content-Type": "application/json"]
-        let writer = Loop(
-            port: port, method: "POST", path: "/v1/revocations", headers: json.merging(["Authorization": "Bearer k"]) { $1 },
-            body: { index in ("failover-\(index)", #"{"jti":"failover-\#(index)","expires_at":null}"#) }, ok: "HTTP/1.1 201")
-        let checker = Loop(
-            port: port, method: "POST", path: "/v1/check", headers: json, body: { _ in ("", #"{"jti":"failover-0"}"#) }, ok: "HTTP/1.1 200")
-        try await Task.sleep(for: .seconds(1))
-        let old = try await deployment.primaryPort()
-        let killedAt = ContinuousClock.now
-        await deployment.node(port: old)?.kill()
-        var promotedAt: ContinuousClock.Instant?
-        let deadline = killedAt + .seconds(60)
-        while ContinuousClock.now < deadline {
-            if promotedAt == nil, let now = try? await deployment.primaryPort(), now != old { promotedAt = .now }
-            if promotedAt != nil, writer.firstSuccess(after: killedAt) != nil, checker.firstSuccess(after: killedAt) != nil { break }
-            try await Task.sleep(for: .milliseconds(20))
+        return try await stopping({ await deployment.stop() }) {
+            let port = try RedisServerProcess.freeLoopbackPort()
+            let revoked = try await startRevoked(
+                port: port,
+                environment: [
+                    "REVOKE_REDIS_URL": deployment.url, "REVOKE_REDIS_SENTINEL_PASSWORD": deployment.password, "REVOKE_REDIS_MIN_REPLICAS": "1",
+                    "REVOKE_ADMIN_KEYS": "bench:k",
+                ],
+                log: work + "-revoked.log")
+            return try await stopping({ await revoked.kill() }) {
+                let json = ["Content-Type": "application/json"]
+                let writer = Loop(
+                    port: port, method: "POST", path: "/v1/revocations", headers: json.merging(["Authorization": "Bearer k"]) { $1 },
+                    body: { index in ("failover-\(index)", #"{"jti":"failover-\#(index)","expires_at":null}"#) }, ok: "HTTP/1.1 201")
+                let checker = Loop(
+                    port: port, method: "POST", path: "/v1/check", headers: json, body: { _ in ("", #"{"jti":"failover-0"}"#) }, ok: "HTTP/1.1 200")
+                try await Task.sleep(for: .seconds(1))
+                let old = try await deployment.primaryPort()
+                let killedAt = ContinuousClock.now
+                await deployment.node(port: old)?.kill()
+                var promotedAt: ContinuousClock.Instant?
+                let deadline = killedAt + .seconds(60)
+                while ContinuousClock.now < deadline {
+                    if promotedAt == nil, let now = try? await deployment.primaryPort(), now != old { promotedAt = .now }
+                    if promotedAt != nil, writer.firstSuccess(after: killedAt) != nil, checker.firstSuccess(after: killedAt) != nil { break }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                writer.stop()
+                checker.stop()
+                try await Task.sleep(for: .milliseconds(100))
+                guard let promotedAt, let written = writer.firstSuccess(after: killedAt), let checked = checker.firstSuccess(after: killedAt) else {
+                    throw BenchmarkError("no promotion, check or write within 60 s of the kill")
+                }
+                // Every acknowledged revocation, asked afterwards.
+                let acknowledged = writer.succeeded
+                var lost = 0
+                for start in stride(from: 0, to: acknowledged.count, by: 1000) {
+                    let chunk = acknowledged[start..<min(start + 1000, acknowledged.count)]
+                    let body = #"{"checks":["# + chunk.map { #"{"jti":"\#($0)"}"# }.joined(separator: ",") + "]}"
+                    let answer = try LoopbackSocket.exchange(port: port, method: "POST", path: "/v1/check/batch", headers: json, body: body)
+                    lost += chunk.count - (answer.components(separatedBy: #""revoked":true"#).count - 1)
+                }
+                return Failover(promoted: (promotedAt - killedAt).seconds, checked: checked, written: written, acknowledged: acknowledged.count, lost: lost)
+            }
         }
-        writer.stop()
-        checker.stop()
-        try await Task.sleep(for: .milliseconds(100))
-        guard let promotedAt, let written = writer.firstSuccess(after: killedAt), let checked = checker.firstSuccess(after: killedAt) else {
-            await deployment.stop()
-            throw BenchmarkError("no promotion, check or write within 60 s of the kill")
-        }
-        // Every acknowledged revocation, asked afterwards.
-        let acknowledged = writer.succeeded
-        var lost = 0
-        for start in stride(from: 0, to: acknowledged.count, by: 1000) {
-            let chunk = acknowledged[start..<min(start + 1000, acknowledged.count)]
-            let body = #"{"checks":["# + chunk.map { #"{"jti":"\#($0)"}"# }.joined(separator: ",") + "]}"
-            let answer = try LoopbackSocket.exchange(port: port, method: "POST", path: "/v1/check/batch", headers: json, body: body)
-            lost += chunk.count - (answer.components(separatedBy: #""revoked":true"#).count - 1)
-        }
-        await revoked.kill()
-        await deployment.stop()
-        return Failover(promoted: (promotedAt - killedAt).seconds, checked: checked, written: written, acknowledged: acknowledged.count, lost: lost)
     }
 
     // MARK: - Writes with and without replicas
 
     static func measureWrites(work: String, scripts: String, seconds: Int) async throws -> (plain: Wrk.Result, replicated: Wrk.Result) {
         let deployment = try await SentinelDeployment.start(replicas: 2)
-        defer { Task { await deployment.stop() } }
-        var results: [Wrk.Result] = []
-        for replicas in [0, 1] {
-            let port = try RedisServerProcess.freeLoopbackPort()
-            let revoked = try await startRevoked(
-                port: port,
-                environment: [
-                    "REVOKE_REDIS_URL": deployment.url, "REVOKE_REDIS_SENTINEL_PASSWORD": deployment.password,
-                    "REVOKE_REDIS_MIN_REPLICAS": "\(replicas)", "REVOKE_ADMIN_KEYS": "bench:k",
-                ],
-                log: work + "-\(replicas)-revoked.log")
-            let run = try Wrk.start(
-                script: scripts + "/revoke.lua", port: port, threads: 1, connections: 16, seconds: seconds, output: work + "-\(replicas)-wrk.txt",
-                environment: ["REVOKE_ADMIN_KEY": "k"])
-            let result = try await run.finish("MIN_REPLICAS=\(replicas)")
-            print(String(format: "  MIN_REPLICAS=%d: %.0f writes/s, p50 %.2f ms, p99 %.2f ms, %d non-2xx", replicas, result.rps, result.p50, result.p99, result.non2xx))
-            results.append(result)
-            await revoked.terminate()
+        return try await stopping({ await deployment.stop() }) {
+            var results: [Wrk.Result] = []
+            for replicas in [0, 1] {
+                let port = try RedisServerProcess.freeLoopbackPort()
+                let revoked = try await startRevoked(
+                    port: port,
+                    environment: [
+                        "REVOKE_REDIS_URL": deployment.url, "REVOKE_REDIS_SENTINEL_PASSWORD": deployment.password,
+                        "REVOKE_REDIS_MIN_REPLICAS": "\(replicas)", "REVOKE_ADMIN_KEYS": "bench:k",
+                    ],
+                    log: work + "-\(replicas)-revoked.log")
+                let result = try await stopping({ await revoked.terminate() }) {
+                    let run = try Wrk.start(
+                        script: scripts + "/revoke.lua", port: port, threads: 1, connections: 16, seconds: seconds,
+                        output: work + "-\(replicas)-wrk.txt", environment: ["REVOKE_ADMIN_KEY": "k"])
+                    return try await run.finish("MIN_REPLICAS=\(replicas)")
+                }
+                print(String(format: "  MIN_REPLICAS=%d: %.0f writes/s, p50 %.2f ms, p99 %.2f ms, %d non-2xx", replicas, result.rps, result.p50, result.p99, result.non2xx))
+                results.append(result)
+            }
+            return (results[0], results[1])
         }
-        await deployment.stop()
-        return (results[0], results[1])
     }
 
     // MARK: - TLS
@@ -235,24 +236,25 @@ struct HABenchmark {
         let tlsPort = try RedisServerProcess.freeLoopbackPort()
         let redis = try await RedisServerProcess.start(
             .init(directory: work + "/redis", appendOnly: false, extraConfiguration: certificates.serverDirectives(port: tlsPort)))
-        defer { Task { await redis.stop() } }
-        let password = redis.options.password!
-        var results: [Wrk.Result] = []
-        for (name, url, extra) in [
-            ("clear text", "redis://:\(password)@127.0.0.1:\(redis.port)/0", [String: String]()),
-            ("TLS", "rediss://:\(password)@127.0.0.1:\(tlsPort)/0", ["REVOKE_REDIS_CA_FILE": certificates.caFile]),
-        ] {
-            let port = try RedisServerProcess.freeLoopbackPort()
-            let revoked = try await startRevoked(
-                port: port, environment: extra.merging(["REVOKE_REDIS_URL": url]) { $1 }, log: work + "/revoked-\(name).log")
-            let run = try Wrk.start(script: scripts + "/check.lua", port: port, connections: 50, seconds: seconds, output: work + "/wrk-\(name).txt")
-            let result = try await run.finish(name)
-            print(String(format: "  %@: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d non-2xx", name, result.rps, result.p50, result.p99, result.non2xx))
-            results.append(result)
-            await revoked.terminate()
+        return try await stopping({ await redis.stop() }) {
+            let password = redis.options.password!
+            var results: [Wrk.Result] = []
+            for (name, url, extra) in [
+                ("clear text", "redis://:\(password)@127.0.0.1:\(redis.port)/0", [String: String]()),
+                ("TLS", "rediss://:\(password)@127.0.0.1:\(tlsPort)/0", ["REVOKE_REDIS_CA_FILE": certificates.caFile]),
+            ] {
+                let port = try RedisServerProcess.freeLoopbackPort()
+                let revoked = try await startRevoked(
+                    port: port, environment: extra.merging(["REVOKE_REDIS_URL": url]) { $1 }, log: work + "/revoked-\(name).log")
+                let result = try await stopping({ await revoked.terminate() }) {
+                    let run = try Wrk.start(script: scripts + "/check.lua", port: port, connections: 50, seconds: seconds, output: work + "/wrk-\(name).txt")
+                    return try await run.finish(name)
+                }
+                print(String(format: "  %@: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %d non-2xx", name, result.rps, result.p50, result.p99, result.non2xx))
+                results.append(result)
+            }
+            return (results[0], results[1])
         }
-        await redis.stop()
-        return (results[0], results[1])
     }
 
     // MARK: - Capacity
@@ -318,10 +320,9 @@ struct HABenchmark {
         let port = try RedisServerProcess.freeLoopbackPort()
         let revoked = try await startRevoked(
             port: port, environment: ["REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0"], log: work + "/revoked.log")
-        let (snapshotMilliseconds, snapshot) = try await getSnapshot(port: port)
+        let (snapshotMilliseconds, snapshot) = try await stopping({ await revoked.terminate() }) { try await getSnapshot(port: port) }
         guard snapshot.starts(with: Array("HTTP/1.1 200".utf8)) else { throw BenchmarkError("GET /v1/snapshot did not answer 200") }
         print(String(format: "  GET /v1/snapshot: %.0f ms, %d bytes", snapshotMilliseconds, snapshot.count))
-        await revoked.terminate()
         return Capacity(
             revocations: revocations, writesPerSecond: writesPerSecond, checkpoint: checkpoint,
             bytesPerRevocationAtCheckpoint: Double(atCheckpoint - before) / Double(checkpoint),
@@ -389,52 +390,54 @@ extension HABenchmark {
                 "REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0", "REVOKE_ADMIN_KEYS": "bench:bench-admin-key",
                 "REVOKE_SNAPSHOT_MAX_AGE": "0",
             ], log: work + "/revoked.log")
-        defer { Task { await revoked.terminate() } }
-        /// GET /v1/snapshot: its time and decoded body, or nil for a 503 (still loading).
-        func fetch() async throws -> (milliseconds: Double, snapshot: Snapshot, bytes: Int)? {
-            let (milliseconds, answer) = try await getSnapshot(port: port, timeout: 300)
-            if answer.starts(with: Array("HTTP/1.1 503".utf8)) { return nil }
-            guard answer.starts(with: Array("HTTP/1.1 200".utf8)),
-                let end = answer.firstRange(of: Array("\r\n\r\n".utf8))
-            else { throw BenchmarkError("GET /v1/snapshot: \(String(decoding: answer.prefix(300), as: UTF8.self))") }
-            let body = Array(answer[end.upperBound...])
-            return (milliseconds, try Snapshot(decoding: body), body.count)
-        }
-        var first = try await fetch()
-        while first == nil {
-            try await Task.sleep(for: .milliseconds(100))
-            first = try await fetch()
-        }
-        let loadMilliseconds = (ContinuousClock.now - started).seconds * 1000
-        guard let loaded = first?.snapshot, loaded.revocations == revocations else {
-            throw BenchmarkError("the first snapshot holds \(first?.snapshot.revocations ?? -1) revocations, not \(revocations)")
-        }
-        let residentBytes = residentBytes(of: revoked.pid)
-        print(String(format: "  first snapshot %.0f ms after revoked started (one full load); revoked RSS %.0f MB", loadMilliseconds, Double(residentBytes) / 1e6))
+        let measured = try await stopping({ await revoked.terminate() }) {
+            () async throws -> (loadMilliseconds: Double, residentBytes: Int, served: [Double], bytes: Int) in
+            /// GET /v1/snapshot: its time and decoded body, or nil for a 503 (still loading).
+            func fetch() async throws -> (milliseconds: Double, snapshot: Snapshot, bytes: Int)? {
+                let (milliseconds, answer) = try await getSnapshot(port: port, timeout: 300)
+                if answer.starts(with: Array("HTTP/1.1 503".utf8)) { return nil }
+                guard answer.starts(with: Array("HTTP/1.1 200".utf8)),
+                    let end = answer.firstRange(of: Array("\r\n\r\n".utf8))
+                else { throw BenchmarkError("GET /v1/snapshot: \(String(decoding: answer.prefix(300), as: UTF8.self))") }
+                let body = Array(answer[end.upperBound...])
+                return (milliseconds, try Snapshot(decoding: body), body.count)
+            }
+            var first = try await fetch()
+            while first == nil {
+                try await Task.sleep(for: .milliseconds(100))
+                first = try await fetch()
+            }
+            let loadMilliseconds = (ContinuousClock.now - started).seconds * 1000
+            guard let loaded = first?.snapshot, loaded.revocations == revocations else {
+                throw BenchmarkError("the first snapshot holds \(first?.snapshot.revocations ?? -1) revocations, not \(revocations)")
+            }
+            let residentBytes = residentBytes(of: revoked.pid)
+            print(String(format: "  first snapshot %.0f ms after revoked started (one full load); revoked RSS %.0f MB", loadMilliseconds, Double(residentBytes) / 1e6))
 
-        var served: [Double] = []
-        var bytes = 0
-        for round in 0..<5 {
-            let answer = try LoopbackSocket.exchange(
-                port: port, method: "POST", path: "/v1/revocations",
-                headers: ["Content-Type": "application/json", "Authorization": "Bearer bench-admin-key"],
-                body: #"{"jti":"scale-new-\#(round)","expires_at":null}"#)
-            guard answer.hasPrefix("HTTP/1.1 201") else { throw BenchmarkError("POST /v1/revocations: \(answer.prefix(200))") }
-            guard let fetched = try await fetch() else { throw BenchmarkError("GET /v1/snapshot answered 503 after the load") }
-            let sample = stride(from: round, to: revocations, by: max(1, revocations / 1000))
-            guard fetched.snapshot.revocations == revocations + round + 1,
-                (0...round).allSatisfy({ fetched.snapshot.filter.mightContain("scale-new-\($0)") }),
-                sample.allSatisfy({ fetched.snapshot.filter.mightContain(jti($0)) })
-            else { throw BenchmarkError("snapshot \(round + 1) does not hold every revocation") }
-            served.append(fetched.milliseconds)
-            bytes = fetched.bytes
-            print(String(format: "  GET /v1/snapshot after revocation %d: %.0f ms, %d bytes", round + 1, fetched.milliseconds, fetched.bytes))
+            var served: [Double] = []
+            var bytes = 0
+            for round in 0..<5 {
+                let answer = try LoopbackSocket.exchange(
+                    port: port, method: "POST", path: "/v1/revocations",
+                    headers: ["Content-Type": "application/json", "Authorization": "Bearer bench-admin-key"],
+                    body: #"{"jti":"scale-new-\#(round)","expires_at":null}"#)
+                guard answer.hasPrefix("HTTP/1.1 201") else { throw BenchmarkError("POST /v1/revocations: \(answer.prefix(200))") }
+                guard let fetched = try await fetch() else { throw BenchmarkError("GET /v1/snapshot answered 503 after the load") }
+                let sample = stride(from: round, to: revocations, by: max(1, revocations / 1000))
+                guard fetched.snapshot.revocations == revocations + round + 1,
+                    (0...round).allSatisfy({ fetched.snapshot.filter.mightContain("scale-new-\($0)") }),
+                    sample.allSatisfy({ fetched.snapshot.filter.mightContain(jti($0)) })
+                else { throw BenchmarkError("snapshot \(round + 1) does not hold every revocation") }
+                served.append(fetched.milliseconds)
+                bytes = fetched.bytes
+                print(String(format: "  GET /v1/snapshot after revocation %d: %.0f ms, %d bytes", round + 1, fetched.milliseconds, fetched.bytes))
+            }
+            return (loadMilliseconds, residentBytes, served, bytes)
         }
-        await revoked.terminate()
-        let sorted = served.sorted()
+        let sorted = measured.served.sorted()
         return SnapshotAtScale(
-            revocations: revocations, loadMilliseconds: loadMilliseconds, servedMedian: sorted[sorted.count / 2], servedMaximum: sorted.last!,
-            bytes: bytes, residentBytes: residentBytes, redisBytes: redisBytes)
+            revocations: revocations, loadMilliseconds: measured.loadMilliseconds, servedMedian: sorted[sorted.count / 2],
+            servedMaximum: sorted.last!, bytes: measured.bytes, residentBytes: measured.residentBytes, redisBytes: redisBytes)
     }
 }
 
@@ -447,17 +450,28 @@ extension HABenchmark {
         let redis = try await RedisServerProcess.start(.init(directory: work + "/redis", appendOnly: false))
         let client = RedisClient(configuration: redis.configuration(commandTimeout: commandTimeout))
         let running = Task { try await client.run() }
-        do {
+        return try await stopping({
+            running.cancel()
+            await redis.stop()
+        }) {
             try await client.waitUntilConnected()
-            let result = try await body(redis, client)
-            running.cancel()
-            await redis.stop()
-            return result
+            return try await body(redis, client)
+        }
+    }
+
+    /// Runs `body`, then `stop`, whether `body` returned or threw: nothing a measurement starts
+    /// outlives it. (A `defer` could only start a task to stop it, and a benchmark that fails
+    /// exits before that task runs, leaving its servers running.)
+    static func stopping<T>(_ stop: () async -> Void, after body: () async throws -> T) async throws -> T {
+        let result: T
+        do {
+            result = try await body()
         } catch {
-            running.cancel()
-            await redis.stop()
+            await stop()
             throw error
         }
+        await stop()
+        return result
     }
 
     /// Redis' `used_memory`.

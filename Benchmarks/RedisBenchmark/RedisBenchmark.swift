@@ -17,7 +17,18 @@ struct RedisBenchmark {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("revoke-bench-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let server = try await RedisServerProcess.start(.init(directory: directory, appendOnly: false))
-        defer { Task { await server.stop() } }
+        // Stopped before the process ends, whether the measurements ran or failed.
+        do {
+            try await measure(server, seconds: seconds)
+        } catch {
+            await server.stop()
+            throw error
+        }
+        await server.stop()
+    }
+
+    /// Every measurement, on `server`.
+    static func measure(_ server: RedisServerProcess, seconds: Double) async throws {
         print("redis-server \(server.pid) on 127.0.0.1:\(server.port); \(seconds) s per measurement; EXISTS key:<random of 100000>")
 
         // Some keys exist, most do not, like revocation checks.
@@ -87,7 +98,6 @@ struct RedisBenchmark {
             String(
                 format: "64 callers answered by callbacks on the loop, as single checks call it, reach %.0f%% (median of 3 rounds; target >= 70%%)",
                 100 * callbacks64.value / callbacks64.reference))
-        await server.stop()
     }
 
     /// Runs `redis-benchmark` and returns its requests per second.
