@@ -172,6 +172,8 @@ public final class RedisClient: RedisCommandSender, Service {
     }
 
     public nonisolated(nonsending) func send(batch commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RedisValue] {
+        // Nothing to send needs no connection: an empty batch is answered even while Redis is away.
+        if commands.isEmpty { return [] }
         let connection = try self.connection
         let replies = try await connection.send(batch: commands, timeout: timeout)
         if resolver != nil { dropIfDemoted(connection, replies: replies) }
@@ -182,11 +184,12 @@ public final class RedisClient: RedisCommandSender, Service {
         batch commands: [RedisCommand], timeout: Duration? = nil, on eventLoop: any EventLoop,
         completion: @escaping @Sendable (Result<[RedisValue], RedisError>) -> Void
     ) {
+        if commands.isEmpty { return eventLoop.runOnLoop { completion(.success([])) } }
         let connection: RedisConnection
         do {
             connection = try self.connection
         } catch {
-            return eventLoop.inEventLoop ? completion(.failure(error)) : eventLoop.execute { completion(.failure(error)) }
+            return eventLoop.runOnLoop { completion(.failure(error)) }
         }
         guard resolver != nil else { return connection.send(batch: commands, timeout: timeout, on: eventLoop, completion: completion) }
         connection.send(batch: commands, timeout: timeout, on: eventLoop) { [self] result in

@@ -18,7 +18,8 @@ public protocol RedisCommandSender: Sendable {
 
     /// Sends many commands in one write and returns their replies in order. Error replies are
     /// returned as ``RedisValue/error(_:)`` in their place, so one failing command does not
-    /// hide the others.
+    /// hide the others. An empty batch is answered at once, with no reply and no need of a
+    /// connection.
     nonisolated(nonsending) func send(batch commands: [RedisCommand], timeout: Duration?) async throws -> [RedisValue]
 
     /// Sends many commands in one write, as ``send(batch:timeout:)`` does, and calls
@@ -181,17 +182,15 @@ public final class RedisConnection: RedisCommandSender {
         batch commands: [RedisCommand], timeout: Duration? = nil, on eventLoop: any EventLoop,
         completion: @escaping @Sendable (Result<[RedisValue], RedisError>) -> Void
     ) {
-        // The waiter calls its callback where it is answered: on this connection's loop, or on
-        // the caller's thread when the connection had already failed (``enqueue``). A callback
-        // for another loop is wrapped once here to hop there.
+        if commands.isEmpty { return eventLoop.runOnLoop { completion(.success([])) } }
+        // The waiter calls its callback on this connection's loop (``enqueue`` sees to that even
+        // when the connection had already failed). A callback for another loop is wrapped once
+        // here to hop there.
         let callback: @Sendable (Result<[RedisValue], RedisError>) -> Void
         if eventLoop === self.eventLoop {
             callback = completion
         } else {
             callback = { result in eventLoop.execute { completion(result) } }
-        }
-        if commands.isEmpty {
-            return eventLoop.inEventLoop ? completion(.success([])) : eventLoop.execute { completion(.success([])) }
         }
         let wait = timeout.map(TimeAmount.init) ?? commandTimeout
         // Called exactly once, as a continuation is resumed in send(_:timeout:).
@@ -221,8 +220,8 @@ public final class RedisConnection: RedisCommandSender {
             if pending >= queue.unanswered.load(ordering: .relaxed) && eventLoop.inEventLoop { Self.flush(queue, channel) }
         case .failed(let error):
             // A callback runs on the connection's loop, even to hear that it failed at once.
-            if case .callback = waiter.caller, !eventLoop.inEventLoop {
-                return eventLoop.execute {
+            if case .callback = waiter.caller {
+                return eventLoop.runOnLoop {
                     var waiter = waiter
                     waiter.fail(error)
                 }
@@ -269,6 +268,13 @@ public final class RedisConnection: RedisCommandSender {
         let reply = try await send(RedisCommand("ROLE"))
         guard let role = reply.array?.first?.string else { throw RedisError(.unexpectedReply, "ROLE did not return [role, ...]") }
         return role
+    }
+}
+
+extension EventLoop {
+    /// Runs `body` at once when called on this loop, else as the loop's next task.
+    func runOnLoop(_ body: @escaping @Sendable () -> Void) {
+        if inEventLoop { body() } else { execute(body) }
     }
 }
 

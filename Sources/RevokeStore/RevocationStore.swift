@@ -274,7 +274,7 @@ public final class RevocationStore: Sendable {
     public func check(_ queries: [CheckQuery]) async throws -> [CheckVerdict] {
         try await translatingRedisErrors {
             let plan = CheckPlan(queries, keys: keys, cutoffClaims: cutoffClaims)
-            return try plan.verdicts(plan.commands.isEmpty ? [] : try await redis.send(batch: plan.commands))
+            return try plan.verdicts(try await redis.send(batch: plan.commands))
         }
     }
 

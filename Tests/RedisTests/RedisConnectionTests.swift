@@ -184,6 +184,11 @@ import Testing
         } throws: { error in
             (error as? RedisError)?.code == .unavailable
         }
+        // Nothing to send needs no connection, in either form.
+        let (none, noneOnItsLoop) = await Self.replies(to: [], from: nothing, on: loop)
+        #expect(try none.get() == [])
+        #expect(noneOnItsLoop)
+        #expect(try await nothing.send(batch: []) == [])
     }
 
     /// The result `send(batch:timeout:on:completion:)` calls back with, and whether it was called

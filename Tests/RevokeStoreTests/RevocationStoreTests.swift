@@ -286,6 +286,13 @@ final class TestClock: Sendable {
         }
     }
 
+    /// A query that names nothing to look up is answered without Redis, in both forms alike.
+    @Test func aQueryOfNothingNeedsNoRedis() async throws {
+        let store = RevocationStore(redis: RedisClient(configuration: RedisConfiguration(port: try RedisServerProcess.freeLoopbackPort())))
+        #expect(try await store.check(CheckQuery()) == .allowed)
+        #expect(try await Self.check(CheckQuery(), store, on: MultiThreadedEventLoopGroup.singleton.next()) == .allowed)
+    }
+
     @Test func aStoppedRedisIsReportedAsUnavailable() async throws {
         try await withRedisServer { server in
             var configuration = server.configuration(commandTimeout: .milliseconds(200))
