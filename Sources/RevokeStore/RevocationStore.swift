@@ -291,18 +291,8 @@ public final class RevocationStore: Sendable {
     ) {
         let plan = CheckPlan([query], keys: keys, cutoffClaims: cutoffClaims)
         redis.send(batch: plan.commands, timeout: nil, on: eventLoop) { replies in
-            switch replies {
-            case .success(let replies):
-                do {
-                    completion(.success(try plan.verdicts(replies)[0]))
-                } catch let error as RedisError {
-                    completion(.failure(StoreError(error)))
-                } catch {
-                    completion(.failure(StoreError(.failed, "\(error)")))
-                }
-            case .failure(let error):
-                completion(.failure(StoreError(error)))
-            }
+            let verdict = replies.flatMap { replies in Result { () throws(RedisError) in try plan.verdicts(replies)[0] } }
+            completion(verdict.mapError(StoreError.init))
         }
     }
 
@@ -343,12 +333,6 @@ public final class RevocationStore: Sendable {
         guard let actor else { return [] }
         let entry = AuditEntry(at: currentTime, actor: actor, action: action, target: target, reason: reason)
         return (try? Array(JSONEncoder().encode(entry))) ?? []
-    }
-
-    static func integer(_ reply: RedisValue) throws -> Int64 {
-        if case .error(let message) = reply { throw RedisError(.commandFailed, message) }
-        guard let value = reply.integer else { throw RedisError(.unexpectedReply, "expected an integer, got \(reply)") }
-        return value
     }
 
     /// A cutoff from its hash's fields (`HGETALL`); nil when it has no `before` (gone, or
@@ -406,7 +390,7 @@ struct CheckPlan: Sendable {
 
     /// The verdict of each query, in order, from the replies to ``commands``.
     /// - Throws: ``RedisError`` for an error reply or one of the wrong kind.
-    func verdicts(_ replies: [RedisValue]) throws -> [CheckVerdict] {
+    func verdicts(_ replies: [RedisValue]) throws(RedisError) -> [CheckVerdict] {
         guard replies.count == commands.count else {
             throw RedisError(.unexpectedReply, "\(replies.count) replies to \(commands.count) commands")
         }
@@ -416,12 +400,12 @@ struct CheckPlan: Sendable {
         for entry in entries {
             var keyBlocked = false
             if entry.hasKID {
-                keyBlocked = try RevocationStore.integer(replies[index]) > 0
+                keyBlocked = try Self.integer(replies[index]) > 0
                 index += 1
             }
             var jtiRevoked = false
             if entry.hasJTI {
-                jtiRevoked = try RevocationStore.integer(replies[index]) > 0
+                jtiRevoked = try Self.integer(replies[index]) > 0
                 index += 1
             }
             var cutoffs: [(claim: String, before: Int64?)] = []
@@ -434,5 +418,11 @@ struct CheckPlan: Sendable {
             verdicts.append(CheckVerdict(query: entry.query, jtiRevoked: jtiRevoked, keyBlocked: keyBlocked, cutoffs: cutoffs))
         }
         return verdicts
+    }
+
+    private static func integer(_ reply: RedisValue) throws(RedisError) -> Int64 {
+        if case .error(let message) = reply { throw RedisError(.commandFailed, message) }
+        guard let value = reply.integer else { throw RedisError(.unexpectedReply, "expected an integer, got \(reply)") }
+        return value
     }
 }
