@@ -47,17 +47,22 @@ struct RedisBenchmark {
         // The target rows, in three rounds: each round measures `redis-benchmark -c 64 -P 16`,
         // then the task callers and the callbacks right after it, so that each ratio compares
         // figures taken a few seconds apart (a shared machine's speed drifts more than that
-        // over the whole run). The median round is reported.
-        var rounds: [(reference: Double, tasks: Double, callbacks: Double)] = []
+        // over the whole run). The median round is reported. Each round also measures
+        // `redis-benchmark -c 4 -P 16`: 64 commands in flight, as many as 64 callers can have
+        // (`-c 64 -P 16` has 1024), and how many commands Redis took per read from each.
+        var rounds: [(reference: Double, tasks: Double, callbacks: Double, sameInFlight: Double)] = []
         for round in 1...3 {
-            let reference = try redisBenchmark(server, clients: 64, pipeline: 16, requests: requests * 6)
-            let tasks = try await ourThroughput(server, callers: 64, seconds: seconds, onLoop: true)
-            let callbacks = try await callbackThroughput(server, callers: 64, seconds: seconds)
-            rounds.append((reference, tasks, callbacks))
+            let reference = try await perRead(server) { try redisBenchmark(server, clients: 64, pipeline: 16, requests: requests * 6) }
+            let sameInFlight = try await perRead(server) { try redisBenchmark(server, clients: 4, pipeline: 16, requests: requests * 4) }
+            let tasks = try await perRead(server) { try await ourThroughput(server, callers: 64, seconds: seconds, onLoop: true) }
+            let callbacks = try await perRead(server) { try await callbackThroughput(server, callers: 64, seconds: seconds) }
+            rounds.append((reference.rate, tasks.rate, callbacks.rate, sameInFlight.rate))
             print(
                 String(
-                    format: "round %d: redis-benchmark -c 64 -P 16 %.0f ops/s; 64 task callers on the loop %.0f (%.0f%%); 64 callbacks on the loop %.0f (%.0f%%)",
-                    round, reference, tasks, 100 * tasks / reference, callbacks, 100 * callbacks / reference))
+                    format: "round %d: redis-benchmark -c 64 -P 16 %.0f ops/s, -c 4 -P 16 %.0f; 64 task callers on the loop %.0f (%.0f%%); 64 callbacks on the loop %.0f (%.0f%%); commands per read by Redis %.1f, %.1f, %.1f, %.1f",
+                    round, reference.rate, sameInFlight.rate, tasks.rate, 100 * tasks.rate / reference.rate, callbacks.rate,
+                    100 * callbacks.rate / reference.rate, reference.commandsPerRead, sameInFlight.commandsPerRead, tasks.commandsPerRead,
+                    callbacks.commandsPerRead))
         }
         // The round of median ratio, for each kind of caller.
         let byTasks = rounds.sorted { $0.tasks / $0.reference < $1.tasks / $1.reference }[rounds.count / 2]
@@ -85,6 +90,7 @@ struct RedisBenchmark {
         row("16 callers on the loop", onLoop16, "redis-benchmark -c 64", reference64)
         row("64 callers on the loop (median)", onLoop64.value, "redis-benchmark -c 64 -P 16", onLoop64.reference)
         row("64 callbacks on the loop (median)", callbacks64.value, "redis-benchmark -c 64 -P 16", callbacks64.reference)
+        row("64 callbacks on the loop (median)", callbacks64.value, "redis-benchmark -c 4 -P 16", byCallbacks.sameInFlight)
         print("")
         print(
             String(
@@ -98,6 +104,35 @@ struct RedisBenchmark {
             String(
                 format: "64 callers answered by callbacks on the loop, as single checks call it, reach %.0f%% (median of 3 rounds; target >= 70%%)",
                 100 * callbacks64.value / callbacks64.reference))
+    }
+
+    /// Runs `measure` (which returns operations per second) and counts how many commands Redis
+    /// processed per read of a socket meanwhile (`INFO stats`): the fewer, the more system calls
+    /// and wakeups each command costs on both sides.
+    static func perRead(
+        _ server: RedisServerProcess, _ measure: () async throws -> Double
+    ) async throws -> (rate: Double, commandsPerRead: Double) {
+        let before = try await readStatistics(server)
+        let rate = try await measure()
+        let after = try await readStatistics(server)
+        // (The few commands and reads of the statistics' own connections are lost in millions.)
+        let commands = after.commands - before.commands
+        let reads = after.reads - before.reads
+        return (rate, reads > 0 ? Double(commands) / Double(reads) : 0)
+    }
+
+    /// Redis' counts of commands processed and of reads from client sockets.
+    static func readStatistics(_ server: RedisServerProcess) async throws -> (commands: Int, reads: Int) {
+        let connection = try await RedisConnection.connect(to: server.configuration())
+        defer { connection.close() }
+        let info = try await connection.send(RedisCommand("INFO", "stats")).string ?? ""
+        func field(_ name: String) throws -> Int {
+            for line in info.split(separator: "\r\n") where line.hasPrefix(name + ":") {
+                if let value = Int(line.dropFirst(name.count + 1)) { return value }
+            }
+            throw BenchmarkError(description: "INFO stats has no \(name)")
+        }
+        return (try field("total_commands_processed"), try field("total_reads_processed"))
     }
 
     /// Runs `redis-benchmark` and returns its requests per second.

@@ -1,9 +1,10 @@
 import Foundation
 import NIOCore
 import NIOPosix
-import Redis
+@testable import Redis
 import RedisSupervisor
 import RedisTestSupport
+import Synchronization
 import Testing
 
 @Suite struct RedisConnectionTests {
@@ -140,6 +141,97 @@ import Testing
             }
             #expect(try await connection.send(RedisCommand("GET", "calls")) == .bulkString(Array("300".utf8)))
         }
+    }
+
+    /// Callbacks on the connection's loop that send again as soon as they are answered, as
+    /// `revoked` answers single checks: the replies of one read come back to callers that write
+    /// their next commands early, in several writes while Redis still owes the others; every
+    /// reply still reaches its own caller, and no command is lost or answered twice.
+    @Test func callbacksThatSendAgainOnTheLoopGetTheirOwnReplies() async throws {
+        try await withRedisServer { server in
+            let loop = MultiThreadedEventLoopGroup.singleton.next()
+            let connection = try await RedisConnection.connect(to: server.configuration(commandTimeout: .seconds(10)), eventLoop: loop)
+            defer { connection.close() }
+            let callers = 64
+            let rounds = 50
+            let wrong = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+                loop.execute {
+                    ChainedCallers(connection: connection, loop: loop, rounds: rounds) { continuation.resume(with: $0) }.start(callers)
+                }
+            }
+            #expect(wrong == 0)
+            #expect(try await connection.send(RedisCommand("GET", "calls")) == .bulkString(Array("\(callers * rounds)".utf8)))
+        }
+    }
+
+    /// The callers of ``callbacksThatSendAgainOnTheLoopGetTheirOwnReplies()``, all on one loop:
+    /// each sends `ECHO <caller>-<round>` and `INCR calls` in a batch, checks its replies, and
+    /// sends its next round from the callback.
+    final class ChainedCallers {
+        let connection: RedisConnection
+        let loop: any EventLoop
+        let rounds: Int
+        let finished: (Result<Int, any Error>) -> Void
+        var running = 0
+        var wrong = 0
+
+        init(connection: RedisConnection, loop: any EventLoop, rounds: Int, finished: @escaping (Result<Int, any Error>) -> Void) {
+            self.connection = connection
+            self.loop = loop
+            self.rounds = rounds
+            self.finished = finished
+        }
+
+        func start(_ callers: Int) {
+            running = callers
+            for caller in 0..<callers { send(caller, round: 0) }
+        }
+
+        private func send(_ caller: Int, round: Int) {
+            let callers = NIOLoopBound(self, eventLoop: loop)
+            let text = "\(caller)-\(round)"
+            connection.send(batch: [RedisCommand("ECHO", text), RedisCommand("INCR", "calls")], timeout: nil, on: loop) { result in
+                callers.value.answered(caller, round: round, text: text, result)
+            }
+        }
+
+        private func answered(_ caller: Int, round: Int, text: String, _ result: Result<[RedisValue], RedisError>) {
+            guard running > 0 else { return }
+            switch result {
+            case .failure(let error):
+                running = 0
+                finished(.failure(error))
+                return
+            case .success(let replies):
+                guard replies.count == 2, replies[0] == .bulkString(Array(text.utf8)), case .integer = replies[1] else {
+                    wrong += 1
+                    break
+                }
+            }
+            if round + 1 < rounds { return send(caller, round: round + 1) }
+            running -= 1
+            if running == 0 { finished(.success(wrong)) }
+        }
+    }
+
+    /// How many commands gathered on the loop go out before the write scheduled behind them: as
+    /// many as Redis still owes, and at most a quarter of what it owed at the last read.
+    @Test func theEarlyWriteWaitsForWhatRedisOwesAndAtMostAQuarterOfItsLastLoad() {
+        let queue = CommandQueue()
+        func threshold(unanswered: Int, owedAtLastRead: Int) -> Int {
+            queue.unanswered.store(unanswered, ordering: .relaxed)
+            queue.owedAtLastRead.store(owedAtLastRead, ordering: .relaxed)
+            return queue.earlyWriteThreshold
+        }
+        // An idle Redis gets the first command at once, then writes grow by doubling.
+        #expect(threshold(unanswered: 0, owedAtLastRead: 0) == 0)
+        #expect(threshold(unanswered: 1, owedAtLastRead: 0) == 1)
+        // 64 callers coming back: a quarter of them per write, about four writes in flight.
+        #expect(threshold(unanswered: 44, owedAtLastRead: 64) == 16)
+        #expect(threshold(unanswered: 10, owedAtLastRead: 64) == 10)
+        #expect(threshold(unanswered: 3000, owedAtLastRead: 4000) == 1000)
+        // A light load writes what it has.
+        #expect(threshold(unanswered: 2, owedAtLastRead: 3) == 1)
     }
 
     /// A callback for the replies, as a channel handler passes it: called on its own event loop,
