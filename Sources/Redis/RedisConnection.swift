@@ -50,9 +50,9 @@ extension RedisCommandSender {
 /// under a lock, and a single task on the channel's event loop writes whatever has gathered
 /// in one write, so concurrent callers share writes and reads the way `redis-benchmark -P`
 /// does. Callers running on the connection's event loop (``EventLoopTaskExecutor``, or
-/// callbacks) would keep that write waiting until all of them had run: there, once enough
-/// commands are pending (``CommandQueue/earlyWriteThreshold``), they are written at once, and
-/// Redis works on them while the loop runs the other callers. Replies are decoded by hiredis' reader and handed back in order.
+/// callbacks) would keep that write waiting until all of them had run: there, once as many
+/// commands are pending as Redis has yet to answer, they are written at once, and Redis works on
+/// them while the loop runs the other callers. Replies are decoded by hiredis' reader and handed back in order.
 /// Nothing here ever blocks a thread: callers suspend, the event loop only does non-blocking I/O.
 ///
 /// A command whose reply does not arrive within its own timeout fails alone, with
@@ -214,12 +214,10 @@ public final class RedisConnection: RedisCommandSender {
         switch outcome {
         case .queued(let pending):
             // A caller on the event loop holds it: the write scheduled behind it waits for every
-            // caller queued there. Once enough commands are pending, they go out now, so Redis
-            // works on them while the event loop runs the others: as many as Redis has yet to
-            // answer (from an idle Redis the writes grow by doubling), or a quarter of what it
-            // owed when the last replies arrived, which keeps about four writes in flight for the
-            // same callers coming back again and again.
-            if eventLoop.inEventLoop && pending >= queue.earlyWriteThreshold { Self.flush(queue, channel) }
+            // caller queued there. Once as many commands are pending as Redis has yet to answer,
+            // they go out now, so Redis works on them while the event loop runs the others. (From
+            // an idle Redis the writes grow by doubling.)
+            if pending >= queue.unanswered.load(ordering: .relaxed) && eventLoop.inEventLoop { Self.flush(queue, channel) }
         case .failed(let error):
             // A callback runs on the connection's loop, even to hear that it failed at once.
             if case .callback = waiter.caller {
@@ -382,22 +380,6 @@ final class CommandQueue: Sendable {
     /// Commands written whose replies have not arrived yet (set on the event loop; replies read
     /// but not yet handed out do not count: Redis is done with them).
     let unanswered = Atomic(0)
-    /// What Redis owed when the last replies arrived, those replies included.
-    let owedAtLastRead = Atomic(0)
-
-    /// How many commands gathered on the event loop go out before the write scheduled behind
-    /// them: as many as Redis has yet to answer, and no more than a quarter of what it owed
-    /// when the last replies arrived.
-    ///
-    /// With one write in flight Redis would wait while the loop runs its callers, and the loop
-    /// would wait while Redis works; with a write per caller, the system calls would cost more
-    /// than the commands. Measured with 64 callbacks on the loop (`make bench`, Redis part; see
-    /// docs/redis.md), writes of a quarter answered a fifth more commands per second than
-    /// writes of as many as Redis still owed, and writes of a fixed 8, 12, 24 or 32 commands
-    /// fewer; a quarter follows the load where a fixed size would not.
-    var earlyWriteThreshold: Int {
-        min(unanswered.load(ordering: .relaxed), max(1, owedAtLastRead.load(ordering: .relaxed) / 4))
-    }
 
     enum Taken {
         case write(PendingWrite)
@@ -517,7 +499,6 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         } catch {
             failure = RedisError(.protocolError, "could not read a reply", underlying: error)
         }
-        queue.owedAtLastRead.store(unanswered, ordering: .relaxed)
         // (A subscribed connection's messages answer no command.)
         unanswered = max(0, unanswered - arrived.count)
         queue.unanswered.store(unanswered, ordering: .relaxed)
@@ -604,7 +585,6 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         inFlight.removeAll()
         unanswered = 0
         queue.unanswered.store(0, ordering: .relaxed)
-        queue.owedAtLastRead.store(0, ordering: .relaxed)
         for var waiter in written { waiter.fail(error) }
         for var waiter in unwritten { waiter.fail(error) }
     }

@@ -1,10 +1,9 @@
 import Foundation
 import NIOCore
 import NIOPosix
-@testable import Redis
+import Redis
 import RedisSupervisor
 import RedisTestSupport
-import Synchronization
 import Testing
 
 @Suite struct RedisConnectionTests {
@@ -145,8 +144,8 @@ import Testing
 
     /// Callbacks on the connection's loop that send again as soon as they are answered, as
     /// `revoked` answers single checks: the replies of one read come back to callers that write
-    /// their next commands early, in several writes while Redis still owes the others; every
-    /// reply still reaches its own caller, and no command is lost or answered twice.
+    /// their next commands early, while Redis still owes the others; every reply still reaches
+    /// its own caller, and no command is lost or answered twice.
     @Test func callbacksThatSendAgainOnTheLoopGetTheirOwnReplies() async throws {
         try await withRedisServer { server in
             let loop = MultiThreadedEventLoopGroup.singleton.next()
@@ -212,26 +211,6 @@ import Testing
             running -= 1
             if running == 0 { finished(.success(wrong)) }
         }
-    }
-
-    /// How many commands gathered on the loop go out before the write scheduled behind them: as
-    /// many as Redis still owes, and at most a quarter of what it owed at the last read.
-    @Test func theEarlyWriteWaitsForWhatRedisOwesAndAtMostAQuarterOfItsLastLoad() {
-        let queue = CommandQueue()
-        func threshold(unanswered: Int, owedAtLastRead: Int) -> Int {
-            queue.unanswered.store(unanswered, ordering: .relaxed)
-            queue.owedAtLastRead.store(owedAtLastRead, ordering: .relaxed)
-            return queue.earlyWriteThreshold
-        }
-        // An idle Redis gets the first command at once, then writes grow by doubling.
-        #expect(threshold(unanswered: 0, owedAtLastRead: 0) == 0)
-        #expect(threshold(unanswered: 1, owedAtLastRead: 0) == 1)
-        // 64 callers coming back: a quarter of them per write, about four writes in flight.
-        #expect(threshold(unanswered: 44, owedAtLastRead: 64) == 16)
-        #expect(threshold(unanswered: 10, owedAtLastRead: 64) == 10)
-        #expect(threshold(unanswered: 3000, owedAtLastRead: 4000) == 1000)
-        // A light load writes what it has.
-        #expect(threshold(unanswered: 2, owedAtLastRead: 3) == 1)
     }
 
     /// A callback for the replies, as a channel handler passes it: called on its own event loop,
