@@ -67,8 +67,6 @@ struct RedisBenchmark {
         // The round of median ratio, for each kind of caller.
         let byTasks = rounds.sorted { $0.tasks / $0.reference < $1.tasks / $1.reference }[rounds.count / 2]
         let byCallbacks = rounds.sorted { $0.callbacks / $0.reference < $1.callbacks / $1.reference }[rounds.count / 2]
-        let onLoop64 = (value: byTasks.tasks, reference: byTasks.reference)
-        let callbacks64 = (value: byCallbacks.callbacks, reference: byCallbacks.reference)
         let reference64P16 = rounds.map(\.reference).sorted()[rounds.count / 2]
 
         func row(_ name: String, _ value: Double, _ against: String, _ reference: Double) {
@@ -88,9 +86,9 @@ struct RedisBenchmark {
         row("RedisClient, 64 callers", ours64, "redis-benchmark -c 64", reference64)
         row("RedisClient, 64 callers", ours64, "redis-benchmark -c 64 -P 16", reference64P16)
         row("16 callers on the loop", onLoop16, "redis-benchmark -c 64", reference64)
-        row("64 callers on the loop (median)", onLoop64.value, "redis-benchmark -c 64 -P 16", onLoop64.reference)
-        row("64 callbacks on the loop (median)", callbacks64.value, "redis-benchmark -c 64 -P 16", callbacks64.reference)
-        row("64 callbacks on the loop (median)", callbacks64.value, "redis-benchmark -c 4 -P 16", byCallbacks.sameInFlight)
+        row("64 callers on the loop (median)", byTasks.tasks, "redis-benchmark -c 64 -P 16", byTasks.reference)
+        row("64 callbacks on the loop (median)", byCallbacks.callbacks, "redis-benchmark -c 64 -P 16", byCallbacks.reference)
+        row("64 callbacks on the loop (median)", byCallbacks.callbacks, "redis-benchmark -c 4 -P 16", byCallbacks.sameInFlight)
         print("")
         print(
             String(
@@ -99,11 +97,11 @@ struct RedisBenchmark {
         print(
             String(
                 format: "64 callers reach %.0f%% of redis-benchmark -c 64 -P 16 on the connection's event loop (median of 3 rounds), %.0f%% from the global pool (target >= 70%%)",
-                100 * onLoop64.value / onLoop64.reference, 100 * ours64 / reference64P16))
+                100 * byTasks.tasks / byTasks.reference, 100 * ours64 / reference64P16))
         print(
             String(
                 format: "64 callers answered by callbacks on the loop, as single checks call it, reach %.0f%% (median of 3 rounds; target >= 70%%)",
-                100 * callbacks64.value / callbacks64.reference))
+                100 * byCallbacks.callbacks / byCallbacks.reference))
     }
 
     /// Runs `measure` (which returns operations per second) and counts how many commands Redis

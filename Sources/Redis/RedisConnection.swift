@@ -52,8 +52,8 @@ extension RedisCommandSender {
 /// does. Callers running on the connection's event loop (``EventLoopTaskExecutor``, or
 /// callbacks) would keep that write waiting until all of them had run: there, once as many
 /// commands are pending as Redis has yet to answer, they are written at once, and Redis works on
-/// them while the loop runs the other callers. Replies are decoded by hiredis' reader and handed back in order.
-/// Nothing here ever blocks a thread: callers suspend, the event loop only does non-blocking I/O.
+/// them while the loop runs the other callers. Replies are decoded by hiredis' reader and handed
+/// back in order. Nothing here ever blocks a thread: callers suspend, the event loop only does non-blocking I/O.
 ///
 /// A command whose reply does not arrive within its own timeout fails alone, with
 /// ``RedisError/Code/timeout``: the callers behind it keep waiting for theirs (one slow script
