@@ -48,21 +48,23 @@ struct RedisBenchmark {
         // then the task callers and the callbacks right after it, so that each ratio compares
         // figures taken a few seconds apart (a shared machine's speed drifts more than that
         // over the whole run). The median round is reported. Each round also measures
-        // `redis-benchmark -c 4 -P 16`: 64 commands in flight, as many as 64 callers can have
-        // (`-c 64 -P 16` has 1024), and how many commands Redis took per read from each.
-        var rounds: [(reference: Double, tasks: Double, callbacks: Double, sameInFlight: Double)] = []
+        // `redis-benchmark -c 4 -P 16` (64 commands in flight, as many as 64 callers can have;
+        // `-c 64 -P 16` has 1024) and `redis-benchmark -c 1 -P 64` (the same 64 on one connection,
+        // as our client has), and how many commands Redis took per read from each.
+        var rounds: [(reference: Double, tasks: Double, callbacks: Double, sameInFlight: Double, oneConnection: Double)] = []
         for round in 1...3 {
             let reference = try await perRead(server) { try redisBenchmark(server, clients: 64, pipeline: 16, requests: requests * 6) }
             let sameInFlight = try await perRead(server) { try redisBenchmark(server, clients: 4, pipeline: 16, requests: requests * 4) }
+            let oneConnection = try await perRead(server) { try redisBenchmark(server, clients: 1, pipeline: 64, requests: requests * 3) }
             let tasks = try await perRead(server) { try await ourThroughput(server, callers: 64, seconds: seconds, onLoop: true) }
             let callbacks = try await perRead(server) { try await callbackThroughput(server, callers: 64, seconds: seconds) }
-            rounds.append((reference.rate, tasks.rate, callbacks.rate, sameInFlight.rate))
+            rounds.append((reference.rate, tasks.rate, callbacks.rate, sameInFlight.rate, oneConnection.rate))
             print(
                 String(
-                    format: "round %d: redis-benchmark -c 64 -P 16 %.0f ops/s, -c 4 -P 16 %.0f; 64 task callers on the loop %.0f (%.0f%%); 64 callbacks on the loop %.0f (%.0f%%); commands per read by Redis %.1f, %.1f, %.1f, %.1f",
-                    round, reference.rate, sameInFlight.rate, tasks.rate, 100 * tasks.rate / reference.rate, callbacks.rate,
-                    100 * callbacks.rate / reference.rate, reference.commandsPerRead, sameInFlight.commandsPerRead, tasks.commandsPerRead,
-                    callbacks.commandsPerRead))
+                    format: "round %d: redis-benchmark -c 64 -P 16 %.0f ops/s, -c 4 -P 16 %.0f, -c 1 -P 64 %.0f; 64 task callers on the loop %.0f (%.0f%%); 64 callbacks on the loop %.0f (%.0f%%); commands per read by Redis %.1f, %.1f, %.1f, %.1f, %.1f",
+                    round, reference.rate, sameInFlight.rate, oneConnection.rate, tasks.rate, 100 * tasks.rate / reference.rate, callbacks.rate,
+                    100 * callbacks.rate / reference.rate, reference.commandsPerRead, sameInFlight.commandsPerRead, oneConnection.commandsPerRead,
+                    tasks.commandsPerRead, callbacks.commandsPerRead))
         }
         // The round of median ratio, for each kind of caller.
         let byTasks = rounds.sorted { $0.tasks / $0.reference < $1.tasks / $1.reference }[rounds.count / 2]
@@ -89,6 +91,7 @@ struct RedisBenchmark {
         row("64 callers on the loop (median)", byTasks.tasks, "redis-benchmark -c 64 -P 16", byTasks.reference)
         row("64 callbacks on the loop (median)", byCallbacks.callbacks, "redis-benchmark -c 64 -P 16", byCallbacks.reference)
         row("64 callbacks on the loop (median)", byCallbacks.callbacks, "redis-benchmark -c 4 -P 16", byCallbacks.sameInFlight)
+        row("64 callbacks on the loop (median)", byCallbacks.callbacks, "redis-benchmark -c 1 -P 64", byCallbacks.oneConnection)
         print("")
         print(
             String(
@@ -100,8 +103,8 @@ struct RedisBenchmark {
                 100 * byTasks.tasks / byTasks.reference, 100 * ours64 / reference64P16))
         print(
             String(
-                format: "64 callers answered by callbacks on the loop, as single checks call it, reach %.0f%% (median of 3 rounds; target >= 70%%)",
-                100 * byCallbacks.callbacks / byCallbacks.reference))
+                format: "64 callers answered by callbacks on the loop, as single checks call it, reach %.0f%% (median of 3 rounds; target >= 70%%); %.0f%% of redis-benchmark on one connection with as many in flight (-c 1 -P 64)",
+                100 * byCallbacks.callbacks / byCallbacks.reference, 100 * byCallbacks.callbacks / byCallbacks.oneConnection))
     }
 
     /// Runs `measure` (which returns operations per second) and counts how many commands Redis
