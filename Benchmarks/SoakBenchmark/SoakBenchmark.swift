@@ -6,7 +6,10 @@ import RedisSupervisor
 /// `make soak`: `revoked` (release) under checks at 80% of the most it took in a calibration run
 /// of this same run, with steady revocations and 100 open event streams, for `SOAK_SECONDS`
 /// (default 600), minute by minute: throughput, p50, p99, non-2xx answers and socket errors,
-/// and revoked's resident memory. Exits 1 when any request failed or a stream was dropped.
+/// revoked's CPU time per check and its resident memory. The calibration is run again at the
+/// end: a shared machine's speed drifts over ten minutes, and revoked's CPU per check before and
+/// after tells its own slowing from the machine's. Exits 1 when any request failed or a stream
+/// was dropped.
 @main
 struct SoakBenchmark {
     /// Connections, of the calibration and of the paced load: enough that each waits several
@@ -19,6 +22,8 @@ struct SoakBenchmark {
         var pause: Double
         var result: Wrk.Result
         var rss: Int
+        /// revoked's CPU time per check answered, in microseconds.
+        var cpuPerCheck: Double
     }
 
     static func main() async throws {
@@ -31,23 +36,24 @@ struct SoakBenchmark {
         let redis = try await RedisServerProcess.start(.init(directory: work + "/redis", appendOnly: false))
         let port = try RedisServerProcess.freeLoopbackPort()
         let adminKey = "soak-admin"
-        let revoked = try await startRevoked(
-            port: port,
-            environment: [
-                "REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0",
-                "REVOKE_ADMIN_KEYS": "soak:\(adminKey)", "REVOKE_LOG_LEVEL": "error",
-            ],
-            log: work + "/revoked.log")
+        let environment = [
+            "REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0",
+            "REVOKE_ADMIN_KEYS": "soak:\(adminKey)", "REVOKE_LOG_LEVEL": "error",
+        ]
+        let revoked = try await startRevoked(port: port, environment: environment, log: work + "/revoked.log")
         // Whatever happens, both servers stop before the outcome is reported.
         var failed = false
         var failure: (any Error)?
         do {
             // The most it takes, measured now, on this machine.
-            let calibration = try await Wrk.start(
-                script: scripts + "/check.lua", port: port, connections: connections, seconds: 10, output: work + "/calibration.txt"
-            ).finish("calibration")
+            let (calibration, calibrationCPU) = try await measure("calibration", seconds: 10, pid: revoked.pid) {
+                try Wrk.start(script: scripts + "/check.lua", port: port, connections: connections, seconds: 10, output: work + "/calibration.txt")
+            }
             let target = 0.8 * calibration.rps
-            print(String(format: "calibration: %.0f checks/s at most (p99 %.2f ms); soak at 80%%: %.0f/s for %d s", calibration.rps, calibration.p99, target, seconds))
+            print(
+                String(
+                    format: "calibration: %.0f checks/s at most (p99 %.2f ms, %.1f us of revoked's CPU per check); soak at 80%%: %.0f/s for %d s",
+                    calibration.rps, calibration.p99, calibrationCPU, target, seconds))
 
             let open = try OpenConnections(port: port, count: streams, request: "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             open.startReading()
@@ -65,12 +71,14 @@ struct SoakBenchmark {
             var remaining = seconds
             while remaining > 0 {
                 let length = min(60, remaining)
+                let cpuBefore = cpuSeconds(of: revoked.pid)
                 let run = try Wrk.start(
                     script: scripts + "/check.lua", port: port, connections: connections, seconds: length,
                     output: work + "/minute-\(minutes.count + 1).txt", environment: ["DELAY_MS": String(format: "%.2f", pause)])
                 rssPeak = max(rssPeak, try await peakResidentBytes(of: revoked.pid, while: run))
                 let result = try await run.finish("minute \(minutes.count + 1)")
-                minutes.append(Minute(index: minutes.count + 1, pause: pause, result: result, rss: residentBytes(of: revoked.pid)))
+                let cpuPerCheck = perCheck(cpuSeconds(of: revoked.pid) - cpuBefore, result, seconds: length)
+                minutes.append(Minute(index: minutes.count + 1, pause: pause, result: result, rss: residentBytes(of: revoked.pid), cpuPerCheck: cpuPerCheck))
                 remaining -= length
                 // The time per request is pause + latency; aim it at connections / target.
                 if result.rps > 0 {
@@ -83,19 +91,64 @@ struct SoakBenchmark {
             let streamsOpen = open.open
             let streamBytes = open.bytesRead
             open.close()
+            // The most it takes now, as at the start (checks alone, streams closed), against a fresh
+            // revoked on the same Redis, alternated soaked, fresh, fresh, soaked so that the
+            // machine's drift over those 40 s weighs on both alike: what ten minutes left in
+            // revoked, apart from the machine.
+            let freshPort = try RedisServerProcess.freeLoopbackPort()
+            let fresh = try await startRevoked(port: freshPort, environment: environment, log: work + "/revoked-fresh.log")
+            var soakedRuns: [(result: Wrk.Result, cpu: Double)] = []
+            var freshRuns: [(result: Wrk.Result, cpu: Double)] = []
+            do {
+                for (index, soaked) in [true, false, false, true].enumerated() {
+                    let (pid, target) = soaked ? (revoked.pid, port) : (fresh.pid, freshPort)
+                    let run = try await measure(soaked ? "calibration after" : "a fresh revoked", seconds: 10, pid: pid) {
+                        try Wrk.start(script: scripts + "/check.lua", port: target, connections: connections, seconds: 10, output: work + "/after-\(index).txt")
+                    }
+                    if soaked { soakedRuns.append(run) } else { freshRuns.append(run) }
+                }
+                await fresh.terminate()
+            } catch {
+                await fresh.terminate()
+                throw error
+            }
+            func mean(_ runs: [(result: Wrk.Result, cpu: Double)]) -> (rps: Double, p99: Double, cpu: Double) {
+                let count = Double(runs.count)
+                return (runs.reduce(0) { $0 + $1.result.rps } / count, runs.reduce(0) { $0 + $1.result.p99 } / count, runs.reduce(0) { $0 + $1.cpu } / count)
+            }
+            let after = mean(soakedRuns)
+            let freshAfter = mean(freshRuns)
 
             print("")
-            print("minute   pause ms    checks/s   p50 ms   p99 ms   non-2xx   errors   revoked RSS")
+            print("minute   pause ms    checks/s   p50 ms   p99 ms   non-2xx   errors   CPU us/check   revoked RSS")
             for minute in minutes {
                 print(
                     String(
-                        format: "%6d  %9.2f  %10.0f  %7.2f  %7.2f  %8d  %7d   %@", minute.index, minute.pause, minute.result.rps, minute.result.p50, minute.result.p99,
-                        minute.result.non2xx, minute.result.socketErrors, mb(minute.rss)))
+                        format: "%6d  %9.2f  %10.0f  %7.2f  %7.2f  %8d  %7d  %13.1f   %@", minute.index, minute.pause, minute.result.rps, minute.result.p50,
+                        minute.result.p99, minute.result.non2xx, minute.result.socketErrors, minute.cpuPerCheck, mb(minute.rss)))
             }
-            let errors = minutes.reduce(0) { $0 + $1.result.non2xx + $1.result.socketErrors } + revocationResult.non2xx + revocationResult.socketErrors
+            // The soaked revoked's calibrations after count too: it must still answer every check.
+            let errors =
+                minutes.reduce(0) { $0 + $1.result.non2xx + $1.result.socketErrors } + revocationResult.non2xx + revocationResult.socketErrors
+                + soakedRuns.reduce(0) { $0 + $1.result.non2xx + $1.result.socketErrors }
             let meanRate = minutes.reduce(0.0) { $0 + $1.result.rps } / Double(max(1, minutes.count))
             print("")
-            print(String(format: "checks: %.0f/s on average, %.0f%% of the calibration's %.0f (target 80%%)", meanRate, 100 * meanRate / calibration.rps, calibration.rps))
+            print(
+                String(
+                    format: "calibration after: %.0f checks/s at most (p99 %.2f ms, %.1f us of revoked's CPU per check; %.1f at the start)",
+                    after.rps, after.p99, after.cpu, calibrationCPU))
+            print(
+                String(
+                    format: "a fresh revoked on the same Redis, alternated with it: %.0f checks/s at most (p99 %.2f ms, %.1f us of CPU per check): the soaked one took %.0f%% of it",
+                    freshAfter.rps, freshAfter.p99, freshAfter.cpu, 100 * after.rps / max(1, freshAfter.rps)))
+            print(
+                "  (10 s each, soaked, fresh, fresh, soaked: "
+                    + [soakedRuns[0], freshRuns[0], freshRuns[1], soakedRuns[1]].map { String(format: "%.0f", $0.result.rps) }.joined(separator: ", ")
+                    + " checks/s)")
+            print(
+                String(
+                    format: "checks: %.0f/s on average, %.0f%% of the calibration's %.0f at the start (target 80%%), %.0f%% of the %.0f at the end",
+                    meanRate, 100 * meanRate / calibration.rps, calibration.rps, 100 * meanRate / max(1, after.rps), after.rps))
             print(String(format: "revocations: %.1f/s, p99 %.2f ms, %d non-2xx, %d socket errors", revocationResult.rps, revocationResult.p99, revocationResult.non2xx, revocationResult.socketErrors))
             print("event streams: \(streamsOpen) of \(streams) still open at the end, \(mb(streamBytes)) read")
             print("revoked RSS: \(mb(rssStart)) at the start, \(mb(max(rssPeak, rssEnd))) at most, \(mb(rssEnd)) at the end")
@@ -111,4 +164,19 @@ struct SoakBenchmark {
     }
 
     static func mb(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+
+    /// Starts a wrk run of `seconds`, waits for it, and returns its result with the CPU time per
+    /// check that `pid` spent meanwhile.
+    nonisolated(nonsending) static func measure(
+        _ name: String, seconds: Int, pid: Int32, _ start: () throws -> Wrk.Run
+    ) async throws -> (Wrk.Result, Double) {
+        let cpuBefore = cpuSeconds(of: pid)
+        let result = try await start().finish(name)
+        return (result, perCheck(cpuSeconds(of: pid) - cpuBefore, result, seconds: seconds))
+    }
+
+    /// Microseconds of CPU per check, for `cpu` seconds spent over a run of `seconds` at `result.rps`.
+    static func perCheck(_ cpu: Double, _ result: Wrk.Result, seconds: Int) -> Double {
+        result.rps > 0 ? 1e6 * cpu / (result.rps * Double(seconds)) : 0
+    }
 }

@@ -93,6 +93,19 @@ public func residentBytes(of pid: Int32) -> Int {
     return kilobytes * 1024
 }
 
+/// The CPU time a process has used so far, user and system, from `/proc/<pid>/stat` (0 where
+/// that cannot be read).
+public func cpuSeconds(of pid: Int32) -> Double {
+    // The fields after the command name, which is in parentheses and may hold spaces: state is
+    // the first of them, utime and stime (clock ticks) the 12th and 13th.
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return 0 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
 /// The largest resident set of `pid` seen while `run` lasts, sampled every 200 ms.
 public func peakResidentBytes(of pid: Int32, while run: Wrk.Run) async throws -> Int {
     var peak = residentBytes(of: pid)
