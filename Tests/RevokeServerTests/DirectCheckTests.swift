@@ -35,10 +35,11 @@ import Testing
     }
 
     /// Writes every request at once, the last with `Connection: close`, and reads until the
-    /// server closes.
+    /// server closes. (The socket's 60 s is a guard against a hang, not a bound on the answer:
+    /// with every suite running at once on a busy machine, 10 s was once not enough.)
     private static func pipeline(port: Int, _ requests: [String]) async throws -> String {
         try await RawHTTP.onThread {
-            let socket = try LoopbackSocket(port: port)
+            let socket = try LoopbackSocket(port: port, timeout: 60)
             try socket.write(requests.joined())
             return try socket.read()
         }
@@ -92,7 +93,7 @@ import Testing
                 "POST", "/v1/revocations", json: #"{"jti":"behind-new","expires_at":null}"#, headers: ["Authorization: Bearer admin-secret"])
             let check = Self.request("POST", "/v1/check", json: #"{"jti":"behind-new"}"#, headers: ["Connection: close"])
             let text = try await RawHTTP.onThread {
-                let socket = try LoopbackSocket(port: port)
+                let socket = try LoopbackSocket(port: port, timeout: 60)
                 try socket.write(String(revoke.dropLast()))
                 // The rest of the revocation and the check behind it come later, in one write.
                 Thread.sleep(forTimeInterval: 0.1)
