@@ -7,9 +7,9 @@ import RedisSupervisor
 /// of this same run, with steady revocations and 100 open event streams, for `SOAK_SECONDS`
 /// (default 600), minute by minute: throughput, p50, p99, non-2xx answers and socket errors,
 /// revoked's CPU time per check and its resident memory. The calibration is run again at the
-/// end: a shared machine's speed drifts over ten minutes, and revoked's CPU per check before and
-/// after tells its own slowing from the machine's. Exits 1 when any request failed or a stream
-/// was dropped.
+/// end, alternated with a fresh revoked on the same Redis: a shared machine's speed drifts over
+/// ten minutes, and only the fresh one, measured beside it, tells revoked's own slowing from the
+/// machine's. Exits 1 when any request failed or a stream was dropped.
 @main
 struct SoakBenchmark {
     /// Connections, of the calibration and of the paced load: enough that each waits several
