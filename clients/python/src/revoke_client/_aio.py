@@ -110,7 +110,9 @@ class AsyncRevokeClient(ClientBase):
         claims: Optional[Mapping[str, str]] = None,
         kid: Optional[str] = None,
     ) -> Verdict:
-        """As :meth:`RevokeClient.check`."""
+        """As :meth:`RevokeClient.check`: with a token, ``kid`` is the ``kid`` of the key that
+        verified it (a token without ``kid``, verified by its issuer's only key for its
+        algorithm, is still refused when that key is blocked), compared byte for byte."""
         query = make_query(token, jti, iat, claims, kid)
         answer = self._lookup(query)
         if isinstance(answer, Verdict):

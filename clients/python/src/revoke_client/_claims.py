@@ -1,5 +1,6 @@
 """The claims a revocation check reads from a compact JWS, without verifying its signature
-(verify it first): ``jti``, ``iat``, every string claim (for cutoffs) and the header's ``kid``."""
+(verify it first): ``jti``, ``iat``, every string claim (for cutoffs) and the header's ``kid``
+(or the ``kid`` of the key that verified the token, when the caller gives it)."""
 
 from __future__ import annotations
 
@@ -98,8 +99,16 @@ def query_from_claims(claims: Mapping[str, Any], kid: Optional[str] = None) -> Q
     return Query(jti=jti, iat=iat, claims=strings, kid=kid)
 
 
-def query_from_token(token: str) -> Query:
-    """Reads a compact JWS (``header.payload.signature``) into a query."""
+def query_from_token(token: str, kid: Optional[str] = None) -> Query:
+    """Reads a compact JWS (``header.payload.signature``) into a query.
+
+    ``kid``, when given, is the ``kid`` of the key that verified the token, and the query's
+    ``kid`` is it rather than the header's (which may be absent): an issuer's JWKS often has
+    one key per algorithm, and a token without ``kid`` is verified by the only key for its
+    algorithm. Its header names no key, so only the caller knows which one verified it, and a
+    key block on that key must still refuse it. It is compared byte for byte (no case folding,
+    trimming or Unicode normalisation), as the server compares it.
+    """
     if not isinstance(token, str):
         raise TokenError("the token must be a string")
     parts = token.split(".")
@@ -107,4 +116,10 @@ def query_from_token(token: str) -> Query:
         raise TokenError("the token is not a compact JWS (header.payload.signature)")
     header = _decode_part(parts[0], "header")
     payload = _decode_part(parts[1], "payload")
-    return query_from_claims(payload, kid=header.get("kid"))
+    # The header's kid is read (and its type checked) even when the caller's replaces it.
+    query = query_from_claims(payload, kid=header.get("kid"))
+    if kid is None:
+        return query
+    if not isinstance(kid, str):
+        raise TokenError("kid must be a string")
+    return query._replace(kid=kid)

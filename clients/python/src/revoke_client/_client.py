@@ -163,7 +163,16 @@ class RevokeClient(ClientBase):
         """Whether a token is revoked: by its compact JWS (claims read, signature not verified:
         verify it first), or by ``jti``, ``iat``, the claims cutoffs may name and the ``kid`` of
         its header. Never raises for the server's failures (the policy answers); raises
-        :class:`TokenError` for a token whose claims cannot be read."""
+        :class:`TokenError` for a token whose claims cannot be read, ``TypeError`` for a token
+        with ``jti``, ``iat`` or ``claims``.
+
+        With a token, ``kid`` is the ``kid`` of the key that verified it, and both the cache and
+        the server check that key's block rather than the header's ``kid`` (which the token may
+        not have). It matters: an issuer's JWKS often has one key per algorithm, and a token
+        without ``kid`` is verified by the only key for its algorithm; its header names no key,
+        so only the caller knows which one verified it, and a block on that key must still
+        refuse it. With PyJWT, ``jwks.get_signing_key_from_jwt(token).key_id``. It is compared
+        byte for byte with the blocked kids (no case folding or Unicode normalisation)."""
         query = make_query(token, jti, iat, claims, kid)
         self._ensure_following()
         answer = self._lookup(query)
@@ -175,9 +184,10 @@ class RevokeClient(ClientBase):
             return self._failed(error)
 
     def check_many(self, checks: Sequence[CheckInput]) -> List[Verdict]:
-        """Checks many tokens (compact JWSs, mappings with ``jti``/``iat``/``claims``/``kid``, or
-        queries): the cache answers what it can, the rest go in one ``POST /v1/check/batch``
-        (at most 1000 per call)."""
+        """Checks many tokens (compact JWSs, mappings with ``token`` and optionally ``kid``, as
+        :meth:`check` takes them, or with ``jti``/``iat``/``claims``/``kid``, or queries): the
+        cache answers what it can, the rest go in one ``POST /v1/check/batch`` (at most 1000
+        per call)."""
         plan = BatchPlan(self._cache, checks)
         if not plan.ask:
             return plan.finish([])

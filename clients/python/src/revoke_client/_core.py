@@ -26,7 +26,8 @@ STREAM_READ_TIMEOUT = 3.0
 
 __all__ = ["Verdict", "ServerError", "CheckInput"]
 
-#: What ``check_many`` takes: a compact JWS, or a mapping with ``jti``, ``iat``, ``claims``, ``kid``.
+#: What ``check_many`` takes: a compact JWS, a mapping with ``token`` (and optionally ``kid``, the
+#: key that verified it) or with ``jti``, ``iat``, ``claims``, ``kid``, or a :class:`Query`.
 CheckInput = Union[str, Mapping[str, Any], Query]
 
 
@@ -70,11 +71,13 @@ def policy_verdict(fail_closed: bool) -> Verdict:
 def make_query(
     token: Optional[str], jti: Optional[str], iat: Optional[float], claims: Optional[Mapping[str, str]], kid: Optional[str]
 ) -> Query:
-    """The query for ``check``'s arguments: a token, or the explicit form."""
+    """The query for ``check``'s arguments: a token (with, optionally, the ``kid`` of the key
+    that verified it, which replaces its header's: see :func:`query_from_token`), or the
+    explicit form."""
     if token is not None:
-        if jti is not None or iat is not None or claims is not None or kid is not None:
-            raise TypeError("check() takes a token or jti/iat/claims/kid, not both")
-        return query_from_token(token)
+        if jti is not None or iat is not None or claims is not None:
+            raise TypeError("check() takes a token (and the kid of the key that verified it) or jti/iat/claims/kid, not both")
+        return query_from_token(token, kid=kid)
     if jti is not None and not isinstance(jti, str):
         raise TokenError("jti must be a string")
     if iat is not None and (isinstance(iat, bool) or not isinstance(iat, (int, float)) or not math.isfinite(iat)):
