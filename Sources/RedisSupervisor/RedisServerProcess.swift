@@ -16,7 +16,7 @@ import Redis
 public final class RedisServerProcess: Sendable {
     /// How to start the server.
     public struct Options: Sendable {
-        /// Where the configuration, logs and data go; created if missing.
+        /// Where the configuration, logs and data go; created if missing, and always mode 0700.
         public var directory: String
         /// The TCP port on 127.0.0.1; nil picks a free one.
         public var port: Int?
@@ -92,7 +92,7 @@ public final class RedisServerProcess: Sendable {
         if options.password == nil { options.password = randomPassword() }
         let directory = URL(fileURLWithPath: options.directory, isDirectory: true).standardizedFileURL.path
         options.directory = directory
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try makePrivateDirectory(directory)
         try await stopLeftover(in: directory)
 
         let configPath = directory + "/redis.conf"
@@ -112,9 +112,7 @@ public final class RedisServerProcess: Sendable {
             \(options.extraConfiguration.joined(separator: "\n"))
 
             """
-        guard FileManager.default.createFile(atPath: configPath, contents: Data(config.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw StartError(description: "could not write \(configPath)")
-        }
+        try writePrivateFile(configPath, contents: Array(config.utf8))
 
         let process: ChildProcess
         do {
@@ -178,6 +176,51 @@ public final class RedisServerProcess: Sendable {
             return "(no log)"
         }
         return log.split(separator: "\n").suffix(lines).joined(separator: " | ")
+    }
+
+    /// Creates `path` (and its parents) with mode 0700, or makes an existing directory of this
+    /// user's 0700: it holds the password (`redis.conf`) and the data (audit reasons, key names),
+    /// which no other local user may read. Fails when that cannot be made so.
+    private static func makePrivateDirectory(_ path: String) throws {
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) {
+            do {
+                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            } catch {
+                throw StartError(description: "cannot create \(parent): \(error.localizedDescription)")
+            }
+        }
+        // 0700 from the first instant, whatever the umask (it can only remove bits).
+        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+            throw StartError(description: "cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        var status = stat()
+        guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
+            throw StartError(description: "\(path) is not a directory")
+        }
+        guard status.st_uid == geteuid() else {
+            throw StartError(description: "\(path) belongs to another user (uid \(status.st_uid)); the data directory must be this user's own")
+        }
+        if status.st_mode & 0o077 != 0 && chmod(path, 0o700) != 0 {
+            throw StartError(description: "cannot make \(path) private (chmod 0700): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Writes `contents` to `path` readable and writable by this user only, from the moment
+    /// the file exists (an existing file is made 0600 before anything is written to it).
+    private static func writePrivateFile(_ path: String, contents: [UInt8]) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw StartError(description: "cannot write \(path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        guard fchmod(descriptor, 0o600) == 0 else {
+            throw StartError(description: "cannot make \(path) private (chmod 0600): \(String(cString: strerror(errno)))")
+        }
+        var offset = 0
+        while offset < contents.count {
+            let written = contents[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            guard written > 0 else { throw StartError(description: "cannot write \(path): \(String(cString: strerror(errno)))") }
+            offset += written
+        }
     }
 
     /// Stops a `redis-server` left running on this directory by an earlier owner that died

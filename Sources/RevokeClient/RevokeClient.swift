@@ -271,10 +271,16 @@ public final class RevokeClient: Service, Sendable {
 
     /// Checks a compact JWS by the claims in its payload (its signature is not verified here:
     /// verify it first). A token whose payload cannot be read is answered revoked.
-    public func check(token: String) async -> Verdict {
-        guard let query = try? CheckQuery(compactJWS: token) else {
+    /// - Parameter kid: The `kid` of the key that verified the token, when it is not the header's.
+    ///   An issuer whose JWKS holds one key per algorithm may mint tokens without `kid`: the
+    ///   verifier picks the one key of the token's algorithm (jwt-kit and PyJWT's `PyJWKClient`
+    ///   both know which), but the token names none, so a block on that key can only refuse the
+    ///   token when the verifier says which key it was.
+    public func check(token: String, kid: String? = nil) async -> Verdict {
+        guard var query = try? CheckQuery(compactJWS: token) else {
             return Verdict(revoked: true, reason: .unavailable, source: .policy)
         }
+        if let kid { query.kid = kid }
         return await check(query)
     }
 

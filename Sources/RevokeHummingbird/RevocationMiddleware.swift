@@ -7,8 +7,12 @@ import RevokeHTTP
 ///
 /// Put it after the middleware that verifies the token's signature: it reads the claims it
 /// needs (`jti`, `iat`, and the claims cutoffs name) and asks a ``RevokeClient``, which answers
-/// from its cache when it has one. A request without a token passes through untouched
-/// (authentication is the authenticator's job); a revoked token gets 401 with
+/// from its cache when it has one. A request without `Authorization`, or with another scheme's
+/// (`Basic`), passes through untouched (authentication is the authenticator's job). The bearer
+/// token is read as leniently as any common authenticator reads it (``BearerCredential``: any
+/// run of whitespace, the scheme in any case), and an `Authorization` it cannot read as one
+/// bearer token (`Bearer a b`, several fields) is refused with 401, never passed on: an
+/// authenticator behind it might read it some other way. A revoked token gets 401 with
 /// `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750); when the client's failure
 /// policy answered because the server could not, 503 with `Retry-After`. Error bodies have
 /// Revoke's shape, `{"error": "<code>", "message": "<text>"}`.
@@ -51,17 +55,23 @@ public struct RevocationMiddleware<Context: RequestContext>: RouterMiddleware {
 
 extension CheckQuery {
     /// The query for the compact JWS in a request's `Authorization: Bearer` header; nil
-    /// without one. Its signature is not verified here.
-    /// - Throws: ``RevocationError/unreadable`` when the token's payload cannot be read.
-    public init?(bearerTokenOf request: Request) throws {
-        guard let header = request.headers[.authorization] else { return nil }
-        let scheme = header.prefix(while: { $0 != " " })
-        guard scheme.lowercased() == "bearer" else { return nil }
-        let token = header.dropFirst(scheme.count).drop(while: { $0 == " " })
-        do {
-            try self.init(compactJWS: String(token))
-        } catch {
-            throw RevocationError.unreadable
+    /// without `Authorization` or with another scheme. Its signature is not verified here.
+    /// - Parameter kid: The `kid` of the key that verified the token, when the caller knows it
+    ///   (a token without `kid` in its header is verified by the only key of its algorithm;
+    ///   only the verifier knows which, and a block on that key must still refuse it).
+    /// - Throws: ``RevocationError/unreadable`` when `Authorization` cannot be read as one
+    ///   bearer token, or the token's payload cannot be read.
+    public init?(bearerTokenOf request: Request, kid: String? = nil) throws {
+        switch BearerCredential(request.headers) {
+        case .none, .otherScheme: return nil
+        case .unreadable: throw RevocationError.unreadable
+        case .token(let token):
+            do {
+                try self.init(compactJWS: String(token))
+            } catch {
+                throw RevocationError.unreadable
+            }
+            if let kid { self.kid = kid }
         }
     }
 }

@@ -36,6 +36,9 @@ public func buildApplication(
     // The event streams' blocking reads hold a connection of their own.
     let reader = RedisClient(configuration: redisConfiguration, logger: logger)
     services.append(reader)
+    // So do replays of the log (`?since=`): however many there are, checks never queue behind them.
+    let replayReader = RedisClient(configuration: redisConfiguration, logger: logger)
+    services.append(replayReader)
     // So do writes that WAIT for replicas: the checks never queue behind one.
     var writer: RedisClient?
     if configuration.replication.replicas > 0 {
@@ -51,6 +54,13 @@ public func buildApplication(
     if !verifier.hasKeys {
         logger.warning("no issuer keys configured (REVOKE_HMAC_SECRET, REVOKE_JWKS_FILE, REVOKE_PUBLIC_KEY_FILE): POST /v1/revoke refuses every token")
     }
+    if configuration.verifierKeys.isEmpty {
+        logger.warning(
+            "no verifier keys configured (REVOKE_VERIFIER_KEYS): verifier endpoints are open to anyone who reaches this address (checks, introspection, reads, snapshot, events); event streams are bounded per address (REVOKE_MAX_STREAMS_PER_CLIENT)")
+    }
+    if configuration.audience == nil {
+        logger.notice("no REVOKE_AUDIENCE: POST /v1/backchannel-logout refuses every logout token (one issued to any other application would otherwise be accepted)")
+    }
     let keyring = APIKeyring(admin: configuration.adminKeys, verifier: configuration.verifierKeys)
     let metrics = ServerMetrics()
     let snapshots = SnapshotKeeper(
@@ -59,7 +69,7 @@ public func buildApplication(
     services.append(snapshots)
     let hub = EventHub(
         store: store, reader: reader, snapshots: snapshots, logger: logger, maximumStreams: configuration.maximumEventStreams,
-        bufferBytes: configuration.streamBufferBytes)
+        maximumStreamsPerClient: configuration.maximumStreamsPerClient, bufferBytes: configuration.streamBufferBytes)
     services.append(hub)
 
     let router = Router(context: RevokeRequestContext.self)
@@ -73,7 +83,8 @@ public func buildApplication(
     checks.addRoutes(to: router, keyring: keyring)
     BackChannelLogoutController(store: store, verifier: verifier).addRoutes(to: router)
     IntrospectionController(store: store, verifier: verifier).addRoutes(to: router, keyring: keyring)
-    let cache = CacheController(snapshots: snapshots, hub: hub, store: store, delivery: metrics.delivery)
+    let cache = CacheController(
+        snapshots: snapshots, hub: hub, store: store, replays: Replays(store: store.reading(through: replayReader)), delivery: metrics.delivery)
     cache.addRoutes(to: router, keyring: keyring)
     cache.addStatusRoutes(to: router, keyring: keyring)
     StatusController(store: store, snapshots: snapshots, namespace: configuration.namespace).addRoutes(to: router, keyring: keyring)
@@ -84,12 +95,14 @@ public func buildApplication(
 
     let idleTimeout = TimeAmount.seconds(configuration.idleTimeout)
     let serverName = "revoked"
+    let connections = ConnectionCount(limit: configuration.maximumConnections)
     let directChecks = DirectChecks(controller: checks, keyring: keyring, metrics: metrics, logger: logger, serverName: serverName)
     return Application(
         router: router,
         server: HTTPServerBuilder { responder in
             LimitedHTTP1Channel(
-                responder: responder, idleTimeout: idleTimeout, headTimeout: .seconds(Limits.requestHeadSeconds), checks: directChecks)
+                responder: responder, idleTimeout: idleTimeout, headTimeout: .seconds(Limits.requestHeadSeconds),
+                bodyTimeout: .seconds(configuration.bodyTimeout), connections: connections, checks: directChecks)
         },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName),
         services: services,

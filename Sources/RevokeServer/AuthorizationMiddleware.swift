@@ -11,26 +11,19 @@ struct AuthorizationMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        context.actor = try keyring.authorize(request.headers[.authorization], required: required)
+        context.actor = try keyring.authorize(request.headers, required: required)
         return try await next(request, context)
-    }
-
-    /// The credentials of `Authorization: Bearer <credentials>` (scheme case-insensitive).
-    static func bearer(_ header: String) -> Substring? {
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let credentials = parts[1].drop { $0 == " " }
-        return credentials.isEmpty ? nil : credentials
     }
 }
 
 extension APIKeyring {
-    /// Whether an `Authorization` header grants the role: the name of its key (the audit's
-    /// actor), nil for an open verifier route called without one.
+    /// Whether a request's `Authorization` grants the role: the name of its key (the audit's
+    /// actor), nil for an open verifier route called without one. The key is read as
+    /// ``BearerCredential`` reads it; several `Authorization` fields carry no key.
     /// - Throws: 401 for no valid key where one is required, 403 for a verifier key on an
     ///   admin route.
-    func authorize(_ authorization: String?, required: APIKey.Role) throws(APIError) -> String? {
-        let key = authorization.flatMap(AuthorizationMiddleware.bearer).flatMap { self.key(forSecret: $0) }
+    func authorize(_ fields: HTTPFields, required: APIKey.Role) throws(APIError) -> String? {
+        let key = BearerCredential(fields).token.flatMap { self.key(forSecret: $0) }
         if required == .verifier && !verifierKeysConfigured { return key?.name }
         guard let key else {
             throw APIError(

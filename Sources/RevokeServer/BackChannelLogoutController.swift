@@ -8,7 +8,13 @@ import RevokeStore
 /// posts a logout token when a session ends; Revoke verifies it like a token to revoke (issuer
 /// keys, the algorithm pinned by the key, `iss` and `aud` when configured), checks it as the
 /// specification requires, and cuts off the session (`sid`) or, without one, the user (`sub`)
-/// up to the token's `iat`. A replay changes nothing: a cutoff only moves forward.
+/// up to the token's `iat`.
+///
+/// A logout token is applied once: its `iss` and `jti` are remembered until its `exp` (which it
+/// must carry), so a replay changes nothing and writes nothing, not even after an administrator
+/// lifted the cutoff, and cannot push administrators' entries out of the audit. Its `aud` must
+/// name this relying party: without `REVOKE_AUDIENCE` every logout token is refused, since one
+/// issued to any other application of the same provider would otherwise be accepted.
 struct BackChannelLogoutController: Sendable {
     /// The member of `events` that makes a JWT a logout token.
     static let logoutEvent = "http://schemas.openid.net/event/backchannel-logout"
@@ -20,6 +26,10 @@ struct BackChannelLogoutController: Sendable {
         router.post("/v1/backchannel-logout") { request, context -> Response in
             var request = request
             let token = try await request.formField("logout_token", context: context)
+            guard verifier.checksAudience else {
+                throw APIError.invalidRequest(
+                    "back-channel logout needs REVOKE_AUDIENCE (the client_id the provider issues logout tokens to); none is configured")
+            }
             let verified: TokenVerifier.Verified
             do {
                 verified = try await verifier.verifySignature(token)
@@ -30,15 +40,18 @@ struct BackChannelLogoutController: Sendable {
             }
             let logout = try Self.logout(in: verified, now: store.currentTime, policy: store.policy)
             let issuer = verified.claims.strings["iss"] ?? "-"
+            let outcome: CutoffOutcome
             do {
-                _ = try await store.setCutoff(
+                outcome = try await store.setCutoff(
                     claim: logout.claim, value: logout.value, before: logout.before, reason: "back-channel logout",
-                    actor: "backchannel:\(issuer)")
+                    actor: "backchannel:\(issuer)", message: logout.message(issuer: issuer))
             } catch let error as ValidationError {
                 throw APIError.invalidRequest("the logout cannot be applied: \(error.message)")
             }
+            let replayed = outcome == .replayed
             context.logger.info(
-                "back-channel logout", metadata: ["claim": "\(logout.claim)", "target": .client(logout.value), "iss": .client(issuer)])
+                replayed ? "back-channel logout replayed: nothing done" : "back-channel logout",
+                metadata: ["claim": "\(logout.claim)", "target": .client(logout.value), "iss": .client(issuer), "logout_jti": .client(logout.jti)])
             return Response(status: .ok, headers: [.cacheControl: "no-store"])
         }
     }
@@ -49,6 +62,14 @@ struct BackChannelLogoutController: Sendable {
         var claim: String
         var value: String
         var before: Int64
+        /// The logout token's `jti`, and how long it could still be accepted (its `exp` with the
+        /// clock skew, at most the longest token lifetime).
+        var jti: String
+        var acceptableFor: Int64
+
+        func message(issuer: String) -> RevocationStore.OneTimeMessage {
+            .init(issuer: issuer, id: jti, seconds: acceptableFor)
+        }
     }
 
     /// Checks a verified token as section 2.6 requires of a logout token.
@@ -60,19 +81,24 @@ struct BackChannelLogoutController: Sendable {
             throw .invalidRequest("a logout token's events must hold \(logoutEvent) with an object")
         }
         guard payload["nonce"] == nil else { throw .invalidRequest("a logout token must not hold a nonce") }
+        // Section 2.4 requires exp: without one a logout token could be replayed for ever.
+        guard let expiresAt = token.claims.expiresAtSeconds else { throw .invalidRequest("a logout token needs exp") }
         // The policy's own expiry test (clock skew included, no overflow).
-        if policy.lifetime(expiresAt: token.claims.expiresAtSeconds, now: Double(now)) == .expired {
-            throw .invalidRequest("the logout token has expired")
+        let acceptableFor: Int64
+        switch policy.lifetime(expiresAt: expiresAt, now: Double(now)) {
+        case .expired: throw .invalidRequest("the logout token has expired")
+        case .seconds(let seconds): acceptableFor = min(seconds, policy.maximumTokenLifetime)
+        case .forever: acceptableFor = policy.maximumTokenLifetime
         }
         // Never later than now; an iat before every Int64 second cuts off as far back as one goes
         // (the store then refuses a cutoff no live token can match).
         let iat = issuedAt.rounded(.down)
         let before = iat >= Double(now) ? now : (iat > -9.2e18 ? Int64(iat) : Int64.min)
         if case .string(let sid)? = payload["sid"], !sid.isEmpty {
-            return Logout(claim: "sid", value: sid, before: before)
+            return Logout(claim: "sid", value: sid, before: before, jti: jti, acceptableFor: acceptableFor)
         }
         if case .string(let sub)? = payload["sub"], !sub.isEmpty {
-            return Logout(claim: "sub", value: sub, before: before)
+            return Logout(claim: "sub", value: sub, before: before, jti: jti, acceptableFor: acceptableFor)
         }
         throw .invalidRequest("a logout token needs sid or sub")
     }

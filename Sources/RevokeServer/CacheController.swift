@@ -16,6 +16,8 @@ struct CacheController: Sendable {
     let snapshots: SnapshotKeeper
     let hub: EventHub
     let store: RevocationStore
+    /// What replays read the log through: never the checks' connection.
+    let replays: Replays
     /// `revoke_event_delivery_seconds`: per write to a stream, the age of its oldest event.
     let delivery: DeliveryTimes
 
@@ -47,12 +49,18 @@ struct CacheController: Sendable {
             try? await channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: Self.socketSendBuffer).get()
             let subscription: EventHub.Subscription
             do {
+                let ip = channel.remoteAddress?.ipAddress ?? "-"
                 let follower = EventHub.Follower(
                     name: context.actor ?? request.headers[.userAgent] ?? "-", address: Self.describe(channel.remoteAddress),
-                    connectedAt: store.currentTime)
+                    client: context.actor.map { "\($0)@\(ip)" } ?? ip, connectedAt: store.currentTime)
                 subscription = try hub.subscribe(since: since, follower: follower) { channel.close(promise: nil) }
             } catch EventHub.SubscribeError.unavailable {
                 throw APIError.storeUnavailable("the event log cannot be read right now")
+            } catch EventHub.SubscribeError.clientLimit {
+                throw APIError(
+                    .tooManyRequests, code: "too_many_requests",
+                    message: "this client holds as many event streams as one client may (REVOKE_MAX_STREAMS_PER_CLIENT); close one or retry later",
+                    headers: [.retryAfter: "5"])
             } catch EventHub.SubscribeError.overloaded {
                 throw APIError.unavailable(
                     code: "overloaded", message: "this instance has as many event streams open as it allows; retry later",
@@ -62,7 +70,7 @@ struct CacheController: Sendable {
             // the replay's own checks or by the hub's.
             if let since {
                 do {
-                    if try await store.isGone(after: since) {
+                    if try await replays.isGone(after: since) {
                         throw APIError(.gone, code: "gone", message: "events after \(since) are no longer in the log; load /v1/snapshot again")
                     }
                 } catch {
@@ -143,10 +151,10 @@ struct CacheController: Sendable {
     private func replay(_ subscription: EventHub.Subscription, into writer: inout any ResponseBodyWriter) async throws -> Bool {
         guard var cursor = subscription.since else { return true }
         while cursor < subscription.replayThrough {
-            let page = try await store.events(after: cursor, count: 500)
             // The page follows `cursor` without a gap only if nothing after `cursor` was removed
             // before it was read; whatever was removed since is later than the page.
-            if try await store.isGone(after: cursor) { return false }
+            let (page, complete) = try await replays.page(after: cursor, count: 500)
+            if !complete { return false }
             if page.isEmpty { return true }
             var buffer = ByteBuffer()
             for event in page {

@@ -141,7 +141,7 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func begin(_ head: HTTPRequest) -> Check {
         var check = Check(started: .now, body: nil, refusal: nil, close: head.headerFields[.connection] == "close")
         do {
-            _ = try checks.keyring.authorize(head.headerFields[.authorization], required: .verifier)
+            _ = try checks.keyring.authorize(head.headerFields, required: .verifier)
             try Request.requireMediaType("application/json", contentType: head.headerFields[.contentType])
         } catch {
             check.refusal = error

@@ -55,17 +55,22 @@ struct CheckController: Sendable {
         }
     }
 
-    /// Reads either form: `{"token": "<jwt>"}` (claims and the header's `kid` read, signature
-    /// not re-verified) or `{"jti": ..., "iat": ..., "claims": {...}, "kid": ...}`, every field
-    /// optional.
+    /// Reads either form: `{"token": "<jwt>", "kid": ...}` (claims and the header's `kid` read,
+    /// signature not re-verified; `kid`, when given, is the key that verified the token and
+    /// replaces the header's, which a token without `kid` lacks) or `{"jti": ..., "iat": ...,
+    /// "claims": {...}, "kid": ...}`, every field optional.
     static func query(from object: [String: JSONValue], cutoffClaims: CutoffClaims) throws(ValidationError) -> CheckQuery {
+        let kid = try Self.kid(object["kid"])
         if let token = object["token"] {
             guard case .string(let text) = token, !text.isEmpty else { throw ValidationError("token must be a non-empty string") }
+            for field in ["jti", "iat", "claims"] where object[field] != nil {
+                throw ValidationError("send token (and the kid that verified it) or jti, iat and claims, not both")
+            }
             let claims = try TokenClaims(compactJWS: text)
             if let jti = claims.jti { try validateIdentifier(jti, field: "jti") }
-            let kid = try TokenClaims.keyID(compactJWS: text)
-            if let kid { try validateIdentifier(kid, field: "kid") }
-            return CheckQuery(claims, cutoffClaims: cutoffClaims, kid: kid)
+            let headerKID = try TokenClaims.keyID(compactJWS: text)
+            if kid == nil, let headerKID { try validateIdentifier(headerKID, field: "kid") }
+            return CheckQuery(claims, cutoffClaims: cutoffClaims, kid: kid ?? headerKID)
         }
         var query = CheckQuery()
         switch object["jti"] {
@@ -75,13 +80,7 @@ struct CheckController: Sendable {
             query.jti = jti
         default: throw ValidationError("jti must be a string")
         }
-        switch object["kid"] {
-        case nil, .null?: break
-        case .string(let kid)?:
-            try validateIdentifier(kid, field: "kid")
-            query.kid = kid
-        default: throw ValidationError("kid must be a string")
-        }
+        query.kid = kid
         switch object["iat"] {
         case nil, .null?: break
         case .number(let iat)?: query.issuedAt = iat
@@ -97,6 +96,17 @@ struct CheckController: Sendable {
         default: throw ValidationError("claims must be an object of strings")
         }
         return query
+    }
+
+    /// A `kid` field: absent or null, else a valid identifier.
+    private static func kid(_ value: JSONValue?) throws(ValidationError) -> String? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let kid)?:
+            try validateIdentifier(kid, field: "kid")
+            return kid
+        default: throw ValidationError("kid must be a string")
+        }
     }
 }
 

@@ -29,6 +29,8 @@ final class EventHub: Service, Sendable {
         case unavailable
         /// As many streams are open as this instance allows.
         case overloaded
+        /// This client holds as many streams as one client may (`REVOKE_MAX_STREAMS_PER_CLIENT`).
+        case clientLimit
     }
 
     /// Who follows a stream, for `GET /v1/verifiers`.
@@ -37,6 +39,9 @@ final class EventHub: Service, Sendable {
         var name: String
         /// The client's address.
         var address: String
+        /// Who the per-client bound counts this stream against: the verifier key's name and the
+        /// client's IP address, or the address alone without a key.
+        var client: String
         /// When the stream opened (Unix seconds).
         var connectedAt: Int64
     }
@@ -156,12 +161,16 @@ final class EventHub: Service, Sendable {
         /// Whether the last read of the log succeeded.
         var following = false
         var subscribers: [Int: Subscription] = [:]
+        /// Open streams by ``Follower/client``.
+        var clients: [String: Int] = [:]
         var nextID = 0
     }
 
     let heartbeatInterval: Duration
     /// `REVOKE_MAX_EVENT_STREAMS` and `REVOKE_STREAM_BUFFER_BYTES`.
     let maximumStreams: Int
+    /// `REVOKE_MAX_STREAMS_PER_CLIENT`.
+    let maximumStreamsPerClient: Int
     let bufferBytes: Int
     private let store: RevocationStore
     private let reader: RedisClient
@@ -174,8 +183,9 @@ final class EventHub: Service, Sendable {
     ///   - snapshots: Takes every page of events read, and hears when the hub lost track.
     init(
         store: RevocationStore, reader: RedisClient, snapshots: SnapshotKeeper, logger: Logger, maximumStreams: Int = 10_000,
-        bufferBytes: Int = 1 << 20, heartbeatInterval: Duration = .seconds(1)
+        maximumStreamsPerClient: Int = 100, bufferBytes: Int = 1 << 20, heartbeatInterval: Duration = .seconds(1)
     ) {
+        self.maximumStreamsPerClient = maximumStreamsPerClient
         self.store = store
         self.reader = reader
         self.snapshots = snapshots
@@ -324,7 +334,12 @@ final class EventHub: Service, Sendable {
 
     /// Ends a stream's queue and forgets it.
     func remove(_ id: Int) {
-        let subscription = state.withLock { $0.subscribers.removeValue(forKey: id) }
+        let subscription = state.withLock { state -> Subscription? in
+            guard let subscription = state.subscribers.removeValue(forKey: id) else { return nil }
+            let client = subscription.follower.client
+            if let count = state.clients[client], count > 1 { state.clients[client] = count - 1 } else { state.clients[client] = nil }
+            return subscription
+        }
         subscription?.queue.finish()
     }
 
@@ -332,6 +347,7 @@ final class EventHub: Service, Sendable {
         let subscribers = state.withLock { state in
             defer {
                 state.subscribers = [:]
+                state.clients = [:]
                 state.following = false
             }
             return state.subscribers
@@ -347,6 +363,8 @@ final class EventHub: Service, Sendable {
         let outcome = state.withLock { state -> Result<Subscription, SubscribeError> in
             guard state.following, let position = state.position else { return .failure(.unavailable) }
             guard state.subscribers.count < maximumStreams else { return .failure(.overloaded) }
+            guard state.clients[follower.client, default: 0] < maximumStreamsPerClient else { return .failure(.clientLimit) }
+            state.clients[follower.client, default: 0] += 1
             let subscription = Subscription(
                 id: state.nextID, follower: follower, since: since, replayThrough: max(since ?? position, position), limit: bufferBytes,
                 close: close)

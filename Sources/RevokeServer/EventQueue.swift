@@ -62,26 +62,32 @@ final class EventQueue: Sendable {
     func push(_ items: [StreamItem]) -> Bool {
         if items.isEmpty { return true }
         let size = items.reduce(0) { $0 + $1.size }
-        let (waiter, accepted) = state.withLock { state -> (CheckedContinuation<[StreamItem]?, Never>?, Bool) in
-            if state.finished { return (nil, false) }
+        let waiter = state.withLock { state -> CheckedContinuation<[StreamItem]?, Never>?? in
+            if state.finished { return .none }
+            // Held until the writer says it wrote them, whether queued or handed over now: what
+            // comes while a batch is being written meets the bound with that batch counted.
+            state.bytes += size
             if let waiter = state.waiter {
                 // The writer waits, so the queue is empty: hand the batch over as it is.
                 state.waiter = nil
-                return (waiter, true)
+                return .some(waiter)
             }
-            state.bytes += size
             if state.bytes > limit {
                 state.items = []
                 state.bytes = 0
                 state.finished = true
-                return (nil, false)
+                return .none
             }
             state.items += items
-            return (nil, true)
+            return .some(nil)
         }
+        guard let waiter else { return false }
         waiter?.resume(returning: items)
-        return accepted
+        return true
     }
+
+    /// Whether the consumer waits for items (tests wait for it).
+    var hasWaiter: Bool { state.withLock { $0.waiter != nil } }
 
     /// The consumer wrote `bytes` of what it took: they no longer count against the bound.
     func written(_ bytes: Int) {

@@ -20,7 +20,7 @@ struct LogoutController: Sendable {
             let body = try await request.collectBody(upTo: context.maxUploadSize)
             if body.readableBytes == 0 {
                 // An empty body revokes the token that authenticates the request itself.
-                guard let token = request.headers[.authorization].flatMap(AuthorizationMiddleware.bearer) else {
+                guard let token = BearerCredential(request.headers).token else {
                     throw APIError.invalidRequest("send {\"token\": \"<jwt>\"}, {\"tokens\": [...]}, or an empty body with Authorization: Bearer <jwt>")
                 }
                 return try await answer(for: String(token), logger: context.logger)

@@ -80,6 +80,7 @@ struct RecordsController: Sendable {
                 Self.logAction("cutoff", target: "\(claim):\(value)", reason: reason, context: context)
                 return try jsonResponse(record, status: .created)
             case .unchanged(let record): return try jsonResponse(record, status: .ok)
+            case .replayed: throw APIError.internalError  // only a one-time message is replayed; this write carries none
             }
         }
 

@@ -40,6 +40,14 @@ public struct ServerConfiguration: Sendable {
     public var snapshotMaximumAge: Int64 = 10
     /// `REVOKE_MAX_EVENT_STREAMS`: `/v1/events` streams open at once on this instance.
     public var maximumEventStreams = 10_000
+    /// `REVOKE_MAX_STREAMS_PER_CLIENT`: streams one client may hold at once; a client is its
+    /// verifier key's name and its address together, or its address alone without a key.
+    public var maximumStreamsPerClient = 100
+    /// `REVOKE_MAX_CONNECTIONS`: open HTTP connections at once; one more is answered 503
+    /// `overloaded` and closed. Above the default streams (10,000) with room for checks.
+    public var maximumConnections = 16_384
+    /// `REVOKE_BODY_TIMEOUT`: seconds a request's body may take to arrive after its head.
+    public var bodyTimeout: Int64 = 10
     /// `REVOKE_STREAM_BUFFER_BYTES`: unsent bytes a stream may hold before it is closed.
     public var streamBufferBytes = 1 << 20
     /// `REVOKE_IDLE_TIMEOUT`: seconds a connection with no request in progress stays open.
@@ -63,7 +71,7 @@ public struct ServerConfiguration: Sendable {
     }
 
     /// Every variable `revoked` reads (`REVOKE_LOG_LEVEL` by the executable, the rest here).
-    public static let variableNames: Set<String> = [
+    public static let variableNames: Set<String> = Set([
         "REVOKE_HOST", "REVOKE_PORT", "REVOKE_REDIS_URL", "REVOKE_DATA_DIR", "REVOKE_HMAC_SECRET", "REVOKE_JWKS_FILE",
         "REVOKE_PUBLIC_KEY_FILE", "REVOKE_ISSUER", "REVOKE_AUDIENCE", "REVOKE_ADMIN_KEYS", "REVOKE_VERIFIER_KEYS",
         "REVOKE_MAX_TOKEN_LIFETIME", "REVOKE_CLOCK_SKEW", "REVOKE_CUTOFF_CLAIMS", "REVOKE_NAMESPACE",
@@ -72,12 +80,39 @@ public struct ServerConfiguration: Sendable {
         "REVOKE_PACKED_RECORDS",
         "REVOKE_REDIS_CA_FILE", "REVOKE_REDIS_CERT_FILE", "REVOKE_REDIS_KEY_FILE", "REVOKE_REDIS_SENTINEL_PASSWORD",
         "REVOKE_REDIS_MIN_REPLICAS", "REVOKE_REDIS_WAIT_TIMEOUT_MS",
+        "REVOKE_MAX_STREAMS_PER_CLIENT", "REVOKE_MAX_CONNECTIONS", "REVOKE_BODY_TIMEOUT",
+    ]).union(secretVariables.map { $0 + "_FILE" })
+
+    /// The variables that hold secrets. Each may instead be read from a file named by the same
+    /// variable with `_FILE` appended (a mounted secret), which no process list shows.
+    public static let secretVariables = [
+        "REVOKE_HMAC_SECRET", "REVOKE_ADMIN_KEYS", "REVOKE_VERIFIER_KEYS", "REVOKE_REDIS_URL", "REVOKE_REDIS_SENTINEL_PASSWORD",
     ]
+
+    /// The shortest API key secret accepted: 16 bytes (128 bits when random) cannot be guessed
+    /// over a network; `a:b` can.
+    public static let minimumKeyLength = 16
 
     /// Reads the configuration from variables (the environment, with flags laid over it).
     /// Key files are read here, so a missing or unreadable file is reported at start.
     /// - Throws: ``Error`` naming the first variable that is wrong; never a secret's value.
     public init(variables: [String: String]) throws(Error) {
+        // NAME_FILE: the secret NAME read from a file, its final line break dropped.
+        var resolved = variables
+        for name in Self.secretVariables {
+            guard let path = resolved[name + "_FILE"], !path.isEmpty else { continue }
+            if let direct = resolved[name], !direct.isEmpty {
+                throw Error(variable: name + "_FILE", problem: "is set, and so is \(name): set one of them")
+            }
+            guard let contents = FileManager.default.contents(atPath: path), var text = String(data: contents, encoding: .utf8) else {
+                throw Error(variable: name + "_FILE", problem: "cannot read \(path)")
+            }
+            while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+            guard !text.isEmpty else { throw Error(variable: name + "_FILE", problem: "\(path) is empty") }
+            resolved[name] = text
+        }
+        let variables = resolved
+
         func value(_ name: String) -> String? {
             guard let raw = variables[name] else { return nil }
             let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -142,6 +177,9 @@ public struct ServerConfiguration: Sendable {
         if let age = try integer("REVOKE_SNAPSHOT_MAX_AGE", 0...3600) { snapshotMaximumAge = age }
         if let streams = try integer("REVOKE_MAX_EVENT_STREAMS", 1...1_000_000) { maximumEventStreams = Int(streams) }
         if let bytes = try integer("REVOKE_STREAM_BUFFER_BYTES", 4096...(1 << 30)) { streamBufferBytes = Int(bytes) }
+        if let streams = try integer("REVOKE_MAX_STREAMS_PER_CLIENT", 1...1_000_000) { maximumStreamsPerClient = Int(streams) }
+        if let connections = try integer("REVOKE_MAX_CONNECTIONS", 1...10_000_000) { maximumConnections = Int(connections) }
+        if let seconds = try integer("REVOKE_BODY_TIMEOUT", 1...3600) { bodyTimeout = seconds }
         if let seconds = try integer("REVOKE_IDLE_TIMEOUT", 1...86_400) { idleTimeout = seconds }
         if let length = try integer("REVOKE_EVENT_LOG_LENGTH", 100...100_000_000) { eventLogLength = Int(length) }
         switch value("REVOKE_PACKED_RECORDS") {
@@ -225,6 +263,14 @@ public struct ServerConfiguration: Sendable {
             let secret = String(pair[pair.index(after: colon)...])
             guard !name.isEmpty, !secret.isEmpty else {
                 throw Error(variable: variable, problem: "entry \(index + 1) needs both a name and a secret")
+            }
+            guard secret.utf8.count >= minimumKeyLength else {
+                throw Error(
+                    variable: variable,
+                    problem: "the secret of \"\(name)\" is \(secret.utf8.count) bytes; a key needs at least \(minimumKeyLength) (openssl rand -base64 24 makes one)")
+            }
+            guard secret.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "," }), !secret.contains(where: \.isNewline) else {
+                throw Error(variable: variable, problem: "the secret of \"\(name)\" must be printable ASCII without spaces or commas")
             }
             keys.append(APIKey(name: name, secret: secret, role: role))
         }

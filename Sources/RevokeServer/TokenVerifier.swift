@@ -38,6 +38,8 @@ public final class TokenVerifier: Sendable {
 
     /// Whether any issuer key is configured (without one, every token is refused).
     public var hasKeys: Bool { !keys.isEmpty }
+    /// Whether tokens must be for a configured audience (`REVOKE_AUDIENCE`).
+    public var checksAudience: Bool { audience != nil }
 
     /// Loads the keys of a configuration.
     /// - Throws: ``ServerConfiguration/Error`` naming the variable whose key cannot be used.
@@ -64,7 +66,7 @@ public final class TokenVerifier: Sendable {
         if let jwks = configuration.jwks {
             do throws(KeyError) {
                 let loaded = try await jwksKeys(jwks)
-                for key in loaded where key.kid != nil && keys.contains(where: { $0.kid == key.kid }) {
+                for key in loaded where key.kid != nil && keys.contains(where: { sameKID($0.kid, key.kid) }) {
                     throw KeyError("the kid \"\(key.kid!)\" is used twice")
                 }
                 keys += loaded
@@ -82,7 +84,9 @@ public final class TokenVerifier: Sendable {
     }
 
     /// A token whose signature verified with an issuer key (and whose `iss` and `aud` match
-    /// when configured): its claims as Revoke reads them, the whole payload, its header's `kid`.
+    /// when configured): its claims as Revoke reads them, the whole payload, and the `kid` of
+    /// the key that verified it (nil for a key without one), which is its header's `kid` when
+    /// it names one, and for a token without `kid` the one key that accepts its algorithm.
     public struct Verified: Sendable {
         public var claims: TokenClaims
         public var payload: [String: JSONValue]
@@ -121,7 +125,9 @@ public final class TokenVerifier: Sendable {
 
         let key: IssuerKey
         if let kid {
-            guard let found = keys.first(where: { $0.kid == kid }) else { throw .invalidToken("unknown kid") }
+            // Byte for byte, as key blocks are stored: a canonically equivalent spelling is
+            // another kid, never a way to use a key while missing its block.
+            guard let found = keys.first(where: { sameKID($0.kid, kid) }) else { throw .invalidToken("unknown kid") }
             key = found
         } else {
             let candidates = keys.filter { $0.verifiers[algorithm] != nil }
@@ -154,7 +160,9 @@ public final class TokenVerifier: Sendable {
             }
             if !matches { throw .invalidToken("the token is not for the configured audience") }
         }
-        return Verified(claims: claims, payload: payload.claims, kid: kid)
+        // The kid of the key that verified it, which a header without kid does not name: key
+        // blocks are looked up by it.
+        return Verified(claims: claims, payload: payload.claims, kid: key.kid)
     }
 
     // MARK: - Loading keys
@@ -208,7 +216,7 @@ public final class TokenVerifier: Sendable {
             let kid = field("kid")
             let alg = field("alg")
             let label = kid.map { "key \"\($0)\"" } ?? "key \(index + 1)"
-            if let kid, keys.contains(where: { $0.kid == kid }) { throw KeyError("the kid \"\(kid)\" is used twice") }
+            if let kid, keys.contains(where: { sameKID($0.kid, kid) }) { throw KeyError("the kid \"\(kid)\" is used twice") }
             if entries.count > 1 && kid == nil { throw KeyError("\(label) has no kid; with several keys each needs one") }
             if jwk["d"] != nil { throw KeyError("\(label) is a private key; give the public key only") }
             var verifiers: [String: JWTKeyCollection] = [:]
@@ -272,4 +280,14 @@ private struct RawClaims: JWTPayload {
     }
 
     func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
+
+/// Whether two kids are the same bytes (Swift's `==` on strings treats canonically equivalent
+/// Unicode as equal; kids are opaque, as the contract says of identifiers).
+private func sameKID(_ a: String?, _ b: String?) -> Bool {
+    switch (a, b) {
+    case (nil, nil): true
+    case (let a?, let b?): a.utf8.elementsEqual(b.utf8)
+    default: false
+    }
 }

@@ -27,4 +27,11 @@ public struct KeyLayout: Sendable, Equatable {
     public var replicated: [UInt8] { Array("\(namespace):replicated".utf8) }
     /// `N:audit`: the audit trail of admin actions, a capped list, newest first.
     public var audit: [UInt8] { Array("\(namespace):audit".utf8) }
+
+    /// `N:seen:<issuer's length>:<issuer><id>`: a one-time message (a logout token) already
+    /// applied, kept until it could no longer be accepted. The length keeps every issuer and
+    /// ID pair apart.
+    public func oneTimeMessage(_ message: RevocationStore.OneTimeMessage) -> [UInt8] {
+        Array("\(namespace):seen:\(message.issuer.utf8.count):".utf8) + Array(message.issuer.utf8) + Array(message.id.utf8)
+    }
 }

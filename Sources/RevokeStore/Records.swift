@@ -115,4 +115,6 @@ public enum CutoffOutcome: Sendable, Equatable {
     case stored(CutoffRecord)
     /// An existing cutoff already reaches as far; returned unchanged.
     case unchanged(CutoffRecord)
+    /// The one-time message that asked for it was applied before: nothing was done.
+    case replayed
 }

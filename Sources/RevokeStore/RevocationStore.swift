@@ -74,6 +74,14 @@ public final class RevocationStore: Sendable {
         self.now = now
     }
 
+    /// The same store read through another connection (`redis`), for reads that must never
+    /// queue beside the checks (event replays); writes still go where this store's go.
+    public func reading(through redis: any RedisCommandSender) -> RevocationStore {
+        RevocationStore(
+            redis: redis, keys: keys, policy: policy, cutoffClaims: cutoffClaims, eventLogLength: eventLogLength, auditLength: auditLength,
+            packedRecords: packedRecords, replication: replication, writer: writer, now: now)
+    }
+
     /// The current time, whole seconds.
     public var currentTime: Int64 { Int64(now().rounded(.down)) }
 
@@ -89,11 +97,17 @@ public final class RevocationStore: Sendable {
     /// Revokes a `jti` until the token expires (plus the clock skew). A repeat (the same
     /// expiry and reason) changes nothing and appends no event; the record keeps its first
     /// `revoked_at`.
+    ///
+    /// An administrator's write (with an `actor`) replaces the record. A logout's (no `actor`:
+    /// whoever holds the token) only ever makes it stronger: it lasts longer (a later expiry, or
+    /// none), keeping its `revoked_at` and reason; a logout that would not do that changes
+    /// nothing, so holding a token never erases what an administrator recorded of it.
     /// - Parameters:
     ///   - jti: The token ID, 1 to 256 bytes.
     ///   - expiresAt: The token's `exp`, or nil for a token that never expires.
     ///   - reason: Why (admin revocations).
     ///   - actor: The admin key's name, for the audit trail; nil for logout flows.
+    /// - Returns: The record as it stands after the write.
     public func revoke(jti: String, expiresAt: Int64?, reason: String? = nil, actor: String? = nil) async throws
         -> RevokeOutcome
     {
@@ -113,12 +127,15 @@ public final class RevocationStore: Sendable {
                     Array((reason ?? "").utf8), Array(ttl.utf8), Array(String(eventLogLength).utf8),
                     auditArgument(actor: actor, action: "revoke", target: jti, reason: reason),
                     Array(String(auditLength).utf8), packedRecords ? [UInt8(ascii: "1")] : [],
+                    actor == nil ? [UInt8(ascii: "1")] : [],
                 ])
-            // A repeat (same expiry, same reason) left the first revocation as it was.
-            guard case .array(let parts) = reply, parts.count == 2, let revokedAt = parts[1].integer else {
-                throw RedisError(.unexpectedReply, "the revoke script answered \(reply)")
-            }
+            // A repeat, or a logout that would weaken the record, left it as it was.
+            guard case .array(let parts) = reply, parts.count == 4, let revokedAt = parts[1].integer,
+                let storedExpiry = parts[2].string, let storedReason = parts[3].string
+            else { throw RedisError(.unexpectedReply, "the revoke script answered \(reply)") }
             record.revokedAt = revokedAt
+            record.expiresAt = storedExpiry.isEmpty ? nil : Int64(storedExpiry)
+            record.reason = storedReason.isEmpty ? nil : storedReason
             return .revoked(record)
         }
     }
@@ -159,12 +176,33 @@ public final class RevocationStore: Sendable {
 
     // MARK: - Cutoffs
 
+    /// A message from outside that may be applied once (a logout token), named by its issuer
+    /// and ID, remembered for as long as it could still be accepted.
+    public struct OneTimeMessage: Sendable {
+        public var issuer: String
+        public var id: String
+        /// How long it could still be accepted (its `exp`, with the clock skew, from now).
+        public var seconds: Int64
+
+        public init(issuer: String, id: String, seconds: Int64) {
+            self.issuer = issuer
+            self.id = id
+            self.seconds = seconds
+        }
+    }
+
     /// Revokes every token whose `claim` equals `value` and was issued at or before `before`.
     /// A later cutoff for the same claim and value only moves `before` forward.
+    ///
+    /// With `message` (a logout token from an identity provider, not an administrator), the
+    /// write happens at most once per message: a replay, even after an administrator removed the
+    /// cutoff, changes nothing and writes nothing; an attempt that changes nothing is not
+    /// audited; and moving an existing cutoff forward keeps its reason.
     /// - Throws: ``ValidationError`` for a claim not allowed, a `before` in the future, or one so
     ///   old that no live token can match; ``StoreError`` when the store fails.
     public func setCutoff(
-        claim: String, value: String, before: Int64? = nil, reason: String? = nil, actor: String? = nil
+        claim: String, value: String, before: Int64? = nil, reason: String? = nil, actor: String? = nil,
+        message: OneTimeMessage? = nil
     ) async throws -> CutoffOutcome {
         try await translatingRedisErrors {
             try validateCutoffTarget(claim: claim, value: value)
@@ -177,14 +215,16 @@ public final class RevocationStore: Sendable {
             }
             let expiresAt = policy.cutoffExpiry(before: before)
             let target = "\(claim):\(value)"
+            let recordKey = keys.cutoff(claim: claim, value: value)
             let reply = try await write(
-                Scripts.setCutoff, keys: [keys.cutoff(claim: claim, value: value), keys.events, keys.audit, keys.eventsTrim],
+                Scripts.setCutoff, keys: [recordKey, keys.events, keys.audit, keys.eventsTrim, message.map(keys.oneTimeMessage) ?? recordKey],
                 arguments: [
                     Array(claim.utf8), Array(value.utf8), Array(String(before).utf8), Array(String(expiresAt).utf8),
                     Array(String(current).utf8), Array((reason ?? "").utf8), Array(String(ttl).utf8),
                     Array(String(eventLogLength).utf8),
                     auditArgument(actor: actor, action: "cutoff", target: target, reason: reason),
-                    Array(String(auditLength).utf8),
+                    Array(String(auditLength).utf8), message == nil ? [UInt8(ascii: "1")] : [],
+                    Array((message.map { String(max($0.seconds, 1)) } ?? "").utf8),
                 ])
             guard case .array(let parts) = reply, parts.count == 5, let changed = parts[0].integer,
                 let storedBefore = parts[1].integer, let createdAt = parts[2].integer
@@ -193,7 +233,11 @@ public final class RevocationStore: Sendable {
                 claim: claim, value: value, before: storedBefore,
                 expiresAt: parts[4].integer ?? policy.cutoffExpiry(before: storedBefore), createdAt: createdAt,
                 reason: parts[3].string)
-            return changed == 1 ? .stored(record) : .unchanged(record)
+            switch changed {
+            case 1: return .stored(record)
+            case 2: return .replayed
+            default: return .unchanged(record)
+            }
         }
     }
 

@@ -88,32 +88,43 @@ enum Scripts {
 
     /// ARGV: 1 jti, 2 expires_at ('' none), 3 revoked_at, 4 reason ('' none), 5 TTL seconds
     /// ('' none), 6 stream length, 7 audit JSON, 8 audit length, 9 '1' to write the packed shape
-    /// where it fits ('' writes hashes only: `REVOKE_PACKED_RECORDS=false`).
-    /// Returns {changed (0 or 1), revoked_at}: a revocation already there with the same expiry
-    /// and reason is left as it is (no event), else it is replaced.
+    /// where it fits ('' writes hashes only: `REVOKE_PACKED_RECORDS=false`), 10 '1' when the
+    /// write may only strengthen the record (a logout, by whoever holds the token).
+    /// Returns {changed (0 or 1), revoked_at, expires_at ('' none), reason ('' none)}: the record
+    /// as it stands after the write.
+    ///
+    /// An administrator's write replaces the record, unless it is the same (same expiry and
+    /// reason: left as it is, no event, the attempt audited). A strengthening write never erases
+    /// anything: it only makes the record last longer (a later expiry, or none), and keeps its
+    /// `revoked_at` and reason; one that would not do that changes nothing and writes nothing.
     static let revoke = RedisScript(
         appendEventAndAudit + "\n" + revocationRecord + """
 
             local existing = revocation(KEYS[1])
-            if existing and existing[2] == ARGV[2] and existing[3] == ARGV[4] then
+            local revoked_at, expires, reason, ttl = ARGV[3], ARGV[2], ARGV[4], ARGV[5]
+            if existing and ARGV[10] == '1' then
+              local longer = existing[2] ~= '' and (expires == '' or tonumber(expires) > tonumber(existing[2]))
+              if not longer then return {0, existing[1], existing[2], existing[3]} end
+              revoked_at, reason = existing[1], existing[3]
+            elseif existing and existing[2] == expires and existing[3] == reason then
               audit(6)
-              return {0, existing[1]}
+              return {0, existing[1], existing[2], existing[3]}
             end
             redis.call('DEL', KEYS[1])
-            local packed = ARGV[9] == '1' and compact(ARGV[3], ARGV[2], ARGV[4])
+            local packed = ARGV[9] == '1' and compact(revoked_at, expires, reason)
             if packed then
               redis.call('SET', KEYS[1], packed)
             else
               -- The jti is the key's own suffix: not repeated in the hash.
-              local fields = {'revoked_at', ARGV[3]}
-              if ARGV[2] ~= '' then fields[#fields + 1] = 'expires_at'; fields[#fields + 1] = ARGV[2] end
-              if ARGV[4] ~= '' then fields[#fields + 1] = 'reason'; fields[#fields + 1] = ARGV[4] end
+              local fields = {'revoked_at', revoked_at}
+              if expires ~= '' then fields[#fields + 1] = 'expires_at'; fields[#fields + 1] = expires end
+              if reason ~= '' then fields[#fields + 1] = 'reason'; fields[#fields + 1] = reason end
               redis.call('HSET', KEYS[1], unpack(fields))
             end
-            if ARGV[5] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
-            append('revocation', {jti = ARGV[1], expires_at = number(ARGV[2]),
-              revoked_at = tonumber(ARGV[3]), reason = optional(ARGV[4])}, 6)
-            return {1, ARGV[3]}
+            if ttl ~= '' then redis.call('EXPIRE', KEYS[1], ttl) end
+            append('revocation', {jti = ARGV[1], expires_at = number(expires),
+              revoked_at = tonumber(revoked_at), reason = optional(reason)}, 6)
+            return {1, revoked_at, expires, reason}
             """)
 
     /// KEYS: 1 the record. Returns {revoked_at, expires_at ('' none), reason ('' none)}, or
@@ -133,27 +144,38 @@ enum Scripts {
             return append('unrevocation', {jti = ARGV[1]}, 2)
             """)
 
+    /// KEYS: 5 the record of a one-time message already applied (a logout token's `jti`), or the
+    /// record key again when there is none.
     /// ARGV: 1 claim, 2 value, 3 before, 4 expires_at, 5 now, 6 reason ('' none), 7 TTL seconds,
-    /// 8 stream length, 9 audit JSON, 10 audit length.
-    /// Returns {changed (0 or 1), before, created_at, reason or false, expires_at}: an existing
-    /// cutoff that reaches as far is left unchanged, a later `before` moves it forward.
+    /// 8 stream length, 9 audit JSON, 10 audit length, 11 '1' when an attempt that changes
+    /// nothing is audited too (an administrator's), 12 seconds to remember the one-time message
+    /// ('' for none).
+    /// Returns {changed (0, 1, or 2 for a one-time message seen before), before, created_at,
+    /// reason or false, expires_at}: an existing cutoff that reaches as far is left unchanged, a
+    /// later `before` moves it forward. A write that is not an administrator's keeps the
+    /// existing cutoff's reason: it never erases what an administrator recorded.
     static let setCutoff = RedisScript(
         appendEventAndAudit + """
 
+            if ARGV[12] ~= '' and not redis.call('SET', KEYS[5], '1', 'NX', 'EX', ARGV[12]) then
+              return {2, ARGV[3], ARGV[5], false, ARGV[4]}
+            end
             local existing = redis.call('HMGET', KEYS[1], 'before', 'created_at', 'reason', 'expires_at')
             if existing[1] and tonumber(existing[1]) >= tonumber(ARGV[3]) then
-              audit(8)
+              if ARGV[11] == '1' then audit(8) end
               return {0, existing[1], existing[2] or ARGV[5], existing[3] or false, existing[4] or ''}
             end
             local created = existing[2] or ARGV[5]
+            local reason = ARGV[6]
+            if ARGV[11] ~= '1' and existing[3] then reason = existing[3] end
             redis.call('DEL', KEYS[1])
             local fields = {'claim', ARGV[1], 'value', ARGV[2], 'before', ARGV[3], 'expires_at', ARGV[4], 'created_at', created}
-            if ARGV[6] ~= '' then fields[#fields + 1] = 'reason'; fields[#fields + 1] = ARGV[6] end
+            if reason ~= '' then fields[#fields + 1] = 'reason'; fields[#fields + 1] = reason end
             redis.call('HSET', KEYS[1], unpack(fields))
             redis.call('EXPIRE', KEYS[1], ARGV[7])
             append('cutoff', {claim = ARGV[1], value = ARGV[2], before = tonumber(ARGV[3]),
-              expires_at = tonumber(ARGV[4]), created_at = tonumber(created), reason = optional(ARGV[6])}, 8)
-            return {1, ARGV[3], created, ARGV[6] ~= '' and ARGV[6] or false, ARGV[4]}
+              expires_at = tonumber(ARGV[4]), created_at = tonumber(created), reason = optional(reason)}, 8)
+            return {1, ARGV[3], created, reason ~= '' and reason or false, ARGV[4]}
             """)
 
     /// ARGV: 1 claim, 2 value, 3 stream length, 4 audit JSON, 5 audit length. Returns 0 when

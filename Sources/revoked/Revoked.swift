@@ -15,6 +15,10 @@ struct Revoked: AsyncParsableCommand {
             wins over the variable. With no Redis URL, revoked starts and owns a local redis-server \
             (append-only file on) with its data under ./.revoke-data.
 
+            Secrets are best read from files, which no process list shows: REVOKE_HMAC_SECRET_FILE, \
+            REVOKE_ADMIN_KEYS_FILE, REVOKE_VERIFIER_KEYS_FILE, REVOKE_REDIS_URL_FILE and \
+            REVOKE_REDIS_SENTINEL_PASSWORD_FILE each name a file holding the variable's value.
+
             Example:
               REVOKE_PORT=8080 revoked
               revoked --redis-url redis://:secret@10.0.0.5:6379/0
@@ -106,6 +110,15 @@ struct Revoked: AsyncParsableCommand {
     @Option(name: .long, help: "Write revocations packed where they fit: true or false (REVOKE_PACKED_RECORDS, default true).")
     var packedRecords: String?
 
+    @Option(name: .long, help: "Event streams one client (a verifier key, else an address) may hold (REVOKE_MAX_STREAMS_PER_CLIENT, default 100).")
+    var maxStreamsPerClient: String?
+
+    @Option(name: .long, help: "Open HTTP connections this instance accepts; more are answered 503 and closed (REVOKE_MAX_CONNECTIONS, default 16384).")
+    var maxConnections: String?
+
+    @Option(name: .long, help: "Seconds a request body may take to arrive after its head; then 408 (REVOKE_BODY_TIMEOUT, default 10).")
+    var bodyTimeout: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (REVOKE_LOG_LEVEL, default info).")
     var logLevel: String?
 
@@ -124,7 +137,8 @@ struct Revoked: AsyncParsableCommand {
             ("REVOKE_PACKED_RECORDS", packedRecords),
             ("REVOKE_REDIS_CA_FILE", redisCaFile), ("REVOKE_REDIS_CERT_FILE", redisCertFile), ("REVOKE_REDIS_KEY_FILE", redisKeyFile),
             ("REVOKE_REDIS_SENTINEL_PASSWORD", redisSentinelPassword), ("REVOKE_REDIS_MIN_REPLICAS", redisMinReplicas),
-            ("REVOKE_REDIS_WAIT_TIMEOUT_MS", redisWaitTimeoutMs),
+            ("REVOKE_REDIS_WAIT_TIMEOUT_MS", redisWaitTimeoutMs), ("REVOKE_MAX_STREAMS_PER_CLIENT", maxStreamsPerClient),
+            ("REVOKE_MAX_CONNECTIONS", maxConnections), ("REVOKE_BODY_TIMEOUT", bodyTimeout),
         ] {
             if let flag { variables[name] = flag }
         }
@@ -148,6 +162,16 @@ struct Revoked: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "revoked")
+        // A flag's value is in the process list (ps, /proc/<pid>/cmdline) for every local user.
+        for (flag, variable, given) in [
+            ("--hmac-secret", "REVOKE_HMAC_SECRET", hmacSecret != nil), ("--admin-keys", "REVOKE_ADMIN_KEYS", adminKeys != nil),
+            ("--verifier-keys", "REVOKE_VERIFIER_KEYS", verifierKeys != nil),
+            ("--redis-sentinel-password", "REVOKE_REDIS_SENTINEL_PASSWORD", redisSentinelPassword != nil),
+            ("--redis-url", "REVOKE_REDIS_URL", redisURL?.contains("@") == true),
+        ] where given {
+            logger.warning("\(flag) puts a secret in the process list, where every local user can read it: set \(variable)_FILE (or \(variable)) instead")
+        }
+        Self.raiseOpenFileLimit(for: configuration.maximumConnections, logger: logger)
         if configuration.redis == nil && configuration.adminKeys.isEmpty {
             // Embedded mode is for trying Revoke out: make the admin endpoints usable at once.
             let key = APIKey.generatedAdmin()
@@ -164,6 +188,24 @@ struct Revoked: AsyncParsableCommand {
             Self.fail("revoked: bad configuration: \(error)")
         }
         try await app.runService()
+    }
+
+    /// Raises the soft limit on open files to the hard one, as servers that hold many
+    /// connections do; warns when even that cannot hold `REVOKE_MAX_CONNECTIONS`.
+    private static func raiseOpenFileLimit(for connections: Int, logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        // Redis connections, the listening socket, files: a little room beside the clients.
+        let needed = rlim_t(connections + 64)
+        if limit.rlim_cur < needed {
+            logger.warning(
+                "the open-file limit (\(limit.rlim_cur)) is below REVOKE_MAX_CONNECTIONS + 64 (\(needed)): connections past it are refused by the kernel, not answered; raise it (ulimit -n, LimitNOFILE=) or lower REVOKE_MAX_CONNECTIONS")
+        }
     }
 
     private static func fail(_ line: String) -> Never {

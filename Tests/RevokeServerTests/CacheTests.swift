@@ -159,14 +159,14 @@ func withCachingClient(
 /// a trimmed log, silence, and an unreachable server.
 @Suite struct CacheProcessTests {
     func revoke(_ port: Int, _ jti: String) async throws {
-        try await RawHTTP.revoke(port: port, jti: jti, key: "k")
+        try await RawHTTP.revoke(port: port, jti: jti, key: "k-0123456789abcdef")
     }
 
     @Test func resumesAfterARestartFromAnyProcessAndReloadsOn410() async throws {
         try await withRedisServer { redis in
             let url = "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0"
             let (portA, portB) = (try RedisServerProcess.freeLoopbackPort(), try RedisServerProcess.freeLoopbackPort())
-            let keys = ["REVOKE_ADMIN_KEYS": "ops:k", "REVOKE_SNAPSHOT_MAX_AGE": "0"]
+            let keys = ["REVOKE_ADMIN_KEYS": "ops:k-0123456789abcdef", "REVOKE_SNAPSHOT_MAX_AGE": "0"]
             let first = Mutex(try Revoked.start(port: portA, redisURL: url, environment: keys))
             let other = try Revoked.start(port: portB, redisURL: url, environment: keys)
             defer {
@@ -211,7 +211,7 @@ func withCachingClient(
         try await withRedisServer { redis in
             let url = "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0"
             let port = try RedisServerProcess.freeLoopbackPort()
-            let server = try Revoked.start(port: port, redisURL: url, environment: ["REVOKE_ADMIN_KEYS": "ops:k"])
+            let server = try Revoked.start(port: port, redisURL: url, environment: ["REVOKE_ADMIN_KEYS": "ops:k-0123456789abcdef"])
             defer { server.process.signal(SIGKILL) }
             try await server.waitUntilReady()
             // Three heartbeats' worth of silence, so a busy machine does not go stale by chance.

@@ -24,7 +24,7 @@ import Testing
     }
 
     static let variables = [
-        "REVOKE_REDIS_PASSWORD": "redis-pw", "REVOKE_ADMIN_KEYS": "ops:admin-secret", "HOME": NSTemporaryDirectory(),
+        "REVOKE_REDIS_PASSWORD": "redis-pw", "REVOKE_ADMIN_KEYS": "ops:admin-secret-for-compose", "HOME": NSTemporaryDirectory(),
     ]
 
     func config(_ environment: [String: String], file: String = "docker-compose.yml") async throws -> ProcessRun {
@@ -55,7 +55,7 @@ import Testing
         #expect(revoked["depends_on"]?.object?["redis"]?.object?["condition"] == .string("service_healthy"))
         let environment = try #require(revoked["environment"]?.object)
         #expect(environment["REVOKE_REDIS_URL"] == .string("redis://:redis-pw@redis:6379/0"))
-        #expect(environment["REVOKE_ADMIN_KEYS"] == .string("ops:admin-secret"))
+        #expect(environment["REVOKE_ADMIN_KEYS"] == .string("ops:admin-secret-for-compose"))
         #expect(environment["REVOKE_HOST"] == .string("0.0.0.0"))
         // Every variable it sets is one revoked reads, and the values it gives parse.
         var values: [String: String] = [:]

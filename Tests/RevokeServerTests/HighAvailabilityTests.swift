@@ -31,7 +31,7 @@ struct RevokedPair {
 }
 
 func startTwoRevoked(on deployment: SentinelDeployment) async throws -> RevokedPair {
-    let environment = ["REVOKE_ADMIN_KEYS": "ops:k", "REVOKE_REDIS_SENTINEL_PASSWORD": deployment.password, "REVOKE_REDIS_MIN_REPLICAS": "1"]
+    let environment = ["REVOKE_ADMIN_KEYS": "ops:k-0123456789abcdef", "REVOKE_REDIS_SENTINEL_PASSWORD": deployment.password, "REVOKE_REDIS_MIN_REPLICAS": "1"]
     var processes: [Revoked] = []
     for _ in 0..<2 {
         processes.append(try Revoked.start(port: try RedisServerProcess.freeLoopbackPort(), redisURL: deployment.url, environment: environment))
@@ -125,7 +125,7 @@ func startTwoRevoked(on deployment: SentinelDeployment) async throws -> RevokedP
                             let sentAt = ContinuousClock.now
                             let answer = try? await RawHTTP.request(
                                 port: attempt % 2 == 0 ? ports.first : ports.second, method: "POST", path: "/v1/revocations",
-                                headers: ["Authorization": "Bearer k"], json: #"{"jti":"\#(jti)","expires_at":null}"#)
+                                headers: ["Authorization": "Bearer k-0123456789abcdef"], json: #"{"jti":"\#(jti)","expires_at":null}"#)
                             if answer?.hasPrefix("HTTP/1.1 201") == true {
                                 acknowledged.withLock { $0.append((jti, sentAt)) }
                             } else {
@@ -200,7 +200,7 @@ func startTwoRevoked(on deployment: SentinelDeployment) async throws -> RevokedP
             try await withCachingClient(port: ports.second, cache: .init(staleness: .seconds(3))) { client in
                 var jtis: [String] = []
                 for index in 0..<20 {
-                    try await RawHTTP.revoke(port: ports.first, jti: "before-\(index)", key: "k")
+                    try await RawHTTP.revoke(port: ports.first, jti: "before-\(index)", key: "k-0123456789abcdef")
                     jtis.append("before-\(index)")
                 }
                 let old = try await deployment.primaryPort()
@@ -212,7 +212,7 @@ func startTwoRevoked(on deployment: SentinelDeployment) async throws -> RevokedP
                     let jti = "after-\(index)"
                     try await waitUntil("\(jti) is acknowledged") {
                         (try? await RawHTTP.request(
-                            port: ports.first, method: "POST", path: "/v1/revocations", headers: ["Authorization": "Bearer k"],
+                            port: ports.first, method: "POST", path: "/v1/revocations", headers: ["Authorization": "Bearer k-0123456789abcdef"],
                             json: #"{"jti":"\#(jti)","expires_at":null}"#))?.hasPrefix("HTTP/1.1 201") ?? false
                     }
                     jtis.append(jti)

@@ -46,7 +46,7 @@ func pyjwtTokens(secret: String = testSecret, headers: String = "{}", _ payloads
             let tokens = try await pyjwtTokens([
                 #"{\#(common),"jti":"lo-1","sub":"alice","sid":"s-77"}"#,
                 #"{\#(common),"jti":"lo-2","sub":"bob"}"#,
-                #"{"iss":"\#(Self.issuer)","aud":"\#(Self.audience)","iat":\#(now + 300),"jti":"lo-3","sid":"s-future",\#(Self.event)}"#,
+                #"{"iss":"\#(Self.issuer)","aud":"\#(Self.audience)","iat":\#(now + 300),"exp":\#(now + 600),"jti":"lo-3","sid":"s-future",\#(Self.event)}"#,
             ])
             let first = try await post(client, "/v1/backchannel-logout", form: "logout_token=\(tokens[0])")
             #expect(first.status == .ok && first.text.isEmpty, "\(first.status) \(first.text)")

@@ -26,7 +26,7 @@ import Glibc
             let revoked = try Revoked.start(
                 port: port, redisURL: "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0",
                 environment: [
-                    "REVOKE_ADMIN_KEYS": "ops:openapi-admin", "REVOKE_VERIFIER_KEYS": "gateway:openapi-verifier",
+                    "REVOKE_ADMIN_KEYS": "ops:openapi-admin-key", "REVOKE_VERIFIER_KEYS": "gateway:openapi-verifier",
                     "REVOKE_HMAC_SECRET": testSecret, "REVOKE_LOG_LEVEL": "warning",
                 ])
             defer { revoked.process.signal(SIGKILL) }
@@ -38,7 +38,7 @@ import Glibc
                 [
                     "-m", "schemathesis.cli", "--config-file", DeploymentTests.root.appending(path: "Tests/schemathesis.toml").path,
                     "run", spec, "--url", "http://127.0.0.1:\(port)",
-                    "--header", "Authorization: Bearer openapi-admin",
+                    "--header", "Authorization: Bearer openapi-admin-key",
                     "--checks", "all", "--exclude-checks", "positive_data_acceptance", "--exclude-path", "/v1/events",
                     // One worker: hypothesis describes strategies with ast.parse, which CPython
                     // before 3.11.8 cannot run on two threads at once (an intermittent

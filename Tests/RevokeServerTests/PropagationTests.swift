@@ -33,12 +33,12 @@ import Glibc
     @Test func aServerThatFellBehindATrimmedLogEndsItsStreamsInsteadOfSkipping() async throws {
         try await withLaggingAndWriter { portA, portB, lagging in
             let stream = try await OpenStream.live(port: portA, path: "/v1/events")
-            try await revoke(portB, "j-first", key: "k")
+            try await revoke(portB, "j-first", key: "k-0123456789abcdef")
             try await stream.read { $0.contains(#""jti":"j-first""#) }
 
             lagging.signal(SIGSTOP)
             let written = (0..<300).map { "j-\($0)" }
-            for jti in written { try await revoke(portB, jti, key: "k") }
+            for jti in written { try await revoke(portB, jti, key: "k-0123456789abcdef") }
             lagging.signal(SIGCONT)
 
             // Whatever it sent after waking follows on without a hole, then the stream ended.
@@ -306,7 +306,7 @@ import Glibc
 func withLaggingAndWriter(_ body: (Int, Int, ChildProcess) async throws -> Void) async throws {
     try await withRedisServer { redis in
         let url = "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0"
-        let environment = ["REVOKE_ADMIN_KEYS": "ops:k", "REVOKE_EVENT_LOG_LENGTH": "100", "REVOKE_SNAPSHOT_MAX_AGE": "0"]
+        let environment = ["REVOKE_ADMIN_KEYS": "ops:k-0123456789abcdef", "REVOKE_EVENT_LOG_LENGTH": "100", "REVOKE_SNAPSHOT_MAX_AGE": "0"]
         let (portA, portB) = (try RedisServerProcess.freeLoopbackPort(), try RedisServerProcess.freeLoopbackPort())
         let lagging = try Revoked.start(port: portA, redisURL: url, environment: environment)
         let writer = try Revoked.start(port: portB, redisURL: url, environment: environment)

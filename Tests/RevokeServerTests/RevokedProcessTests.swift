@@ -125,13 +125,14 @@ struct Revoked {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appending(path: "revoked").path
     }
 
-    static func start(port: Int, redisURL: String, environment extra: [String: String] = [:]) throws -> Revoked {
+    static func start(port: Int, redisURL: String, environment extra: [String: String] = [:], arguments: [String] = []) throws -> Revoked {
         let logPath = FileManager.default.temporaryDirectory.appending(path: "revoked-\(UUID().uuidString).log").path
         var environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
         environment["REVOKE_PORT"] = String(port)
         environment["REVOKE_REDIS_URL"] = redisURL
         environment.merge(extra) { $1 }
-        let process = try ChildProcess.spawn(executable, environment: environment, standardOutput: logPath, standardError: logPath)
+        let process = try ChildProcess.spawn(
+            executable, arguments: arguments, environment: environment, standardOutput: logPath, standardError: logPath)
         return Revoked(process: process, port: port, logPath: logPath)
     }
 

@@ -309,7 +309,7 @@ import Glibc
 
             lagging.signal(SIGSTOP)
             let written = (0..<300).map { "missed-\($0)" }
-            for jti in written { try await RawHTTP.revoke(port: portB, jti: jti, key: "k") }
+            for jti in written { try await RawHTTP.revoke(port: portB, jti: jti, key: "k-0123456789abcdef") }
             lagging.signal(SIGCONT)
 
             try await withCachingClient(port: portA, cache: .init(staleness: .seconds(30))) { client in
