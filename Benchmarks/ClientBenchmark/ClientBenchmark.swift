@@ -95,7 +95,7 @@ struct ClientBenchmark {
                 binaries + "/revoked",
                 environment: [
                     "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "REVOKE_PORT": "\(port)",
-                    "REVOKE_LOG_LEVEL": "error", "REVOKE_ADMIN_KEYS": "bench:k",
+                    "REVOKE_LOG_LEVEL": "error", "REVOKE_ADMIN_KEYS": "bench:k-0123456789abcdef",
                     "REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0",
                 ],
                 standardOutput: work + "/revoked.log", standardError: work + "/revoked.log")
@@ -195,7 +195,7 @@ struct ClientBenchmark {
             for index in 0..<revocations {
                 var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/revocations")
                 request.method = .POST
-                request.headers.add(name: "Authorization", value: "Bearer k")
+                request.headers.add(name: "Authorization", value: "Bearer k-0123456789abcdef")
                 request.headers.add(name: "Content-Type", value: "application/json")
                 request.body = .bytes(ByteBuffer(string: #"{"jti":"propagate-\#(index)","expires_at":null}"#))
                 let response = try await http.execute(request, timeout: .seconds(5))

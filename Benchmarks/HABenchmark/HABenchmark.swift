@@ -160,13 +160,13 @@ struct HABenchmark {
                 port: port,
                 environment: [
                     "REVOKE_REDIS_URL": deployment.url, "REVOKE_REDIS_SENTINEL_PASSWORD": deployment.password, "REVOKE_REDIS_MIN_REPLICAS": "1",
-                    "REVOKE_ADMIN_KEYS": "bench:k",
+                    "REVOKE_ADMIN_KEYS": "bench:k-0123456789abcdef",
                 ],
                 log: work + "-revoked.log")
             return try await stopping({ await revoked.kill() }) {
                 let json = ["Content-Type": "application/json"]
                 let writer = Loop(
-                    port: port, method: "POST", path: "/v1/revocations", headers: json.merging(["Authorization": "Bearer k"]) { $1 },
+                    port: port, method: "POST", path: "/v1/revocations", headers: json.merging(["Authorization": "Bearer k-0123456789abcdef"]) { $1 },
                     body: { index in ("failover-\(index)", #"{"jti":"failover-\#(index)","expires_at":null}"#) }, ok: "HTTP/1.1 201")
                 let checker = Loop(
                     port: port, method: "POST", path: "/v1/check", headers: json, body: { _ in ("", #"{"jti":"failover-0"}"#) }, ok: "HTTP/1.1 200")
@@ -213,13 +213,13 @@ struct HABenchmark {
                     port: port,
                     environment: [
                         "REVOKE_REDIS_URL": deployment.url, "REVOKE_REDIS_SENTINEL_PASSWORD": deployment.password,
-                        "REVOKE_REDIS_MIN_REPLICAS": "\(replicas)", "REVOKE_ADMIN_KEYS": "bench:k",
+                        "REVOKE_REDIS_MIN_REPLICAS": "\(replicas)", "REVOKE_ADMIN_KEYS": "bench:k-0123456789abcdef",
                     ],
                     log: work + "-\(replicas)-revoked.log")
                 let result = try await stopping({ await revoked.terminate() }) {
                     let run = try Wrk.start(
                         script: scripts + "/revoke.lua", port: port, threads: 1, connections: 16, seconds: seconds,
-                        output: work + "-\(replicas)-wrk.txt", environment: ["REVOKE_ADMIN_KEY": "k"])
+                        output: work + "-\(replicas)-wrk.txt", environment: ["REVOKE_ADMIN_KEY": "k-0123456789abcdef"])
                     return try await run.finish("MIN_REPLICAS=\(replicas)")
                 }
                 print(String(format: "  MIN_REPLICAS=%d: %.0f writes/s, p50 %.2f ms, p99 %.2f ms, %d non-2xx", replicas, result.rps, result.p50, result.p99, result.non2xx))
@@ -387,7 +387,7 @@ extension HABenchmark {
         let revoked = try await startRevoked(
             port: port,
             environment: [
-                "REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0", "REVOKE_ADMIN_KEYS": "bench:bench-admin-key",
+                "REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0", "REVOKE_ADMIN_KEYS": "bench:bench-admin-key-1234",
                 "REVOKE_SNAPSHOT_MAX_AGE": "0",
             ], log: work + "/revoked.log")
         let measured = try await stopping({ await revoked.terminate() }) {
@@ -419,7 +419,7 @@ extension HABenchmark {
             for round in 0..<5 {
                 let answer = try LoopbackSocket.exchange(
                     port: port, method: "POST", path: "/v1/revocations",
-                    headers: ["Content-Type": "application/json", "Authorization": "Bearer bench-admin-key"],
+                    headers: ["Content-Type": "application/json", "Authorization": "Bearer bench-admin-key-1234"],
                     body: #"{"jti":"scale-new-\#(round)","expires_at":null}"#)
                 guard answer.hasPrefix("HTTP/1.1 201") else { throw BenchmarkError("POST /v1/revocations: \(answer.prefix(200))") }
                 guard let fetched = try await fetch() else { throw BenchmarkError("GET /v1/snapshot answered 503 after the load") }

@@ -16,7 +16,11 @@ import Glibc
 /// blocklist), against nginx serving a 20-byte file (the HTTP ceiling of this machine) and
 /// against Hummingbird alone answering 20 bytes (`HummingbirdFloor`: what a request answered
 /// through the framework reaches here; single checks are answered beside it, on the event loop),
-/// all started here, on loopback, in the same run, with the same wrk settings.
+/// all started here, on loopback, in the same run, with the same wrk settings. The single checks
+/// are measured again under hostile load (event streams, idle connections, a logout flood),
+/// during a mass revocation, under a replay storm (one address trying to hold 500 streams that
+/// replay a 100,000-event log from its start, `ReplayStorm`) and beside 2,000 request bodies
+/// that never finish (`SlowBodies`), each against the quiet run.
 @main
 struct HTTPBenchmark {
     typealias Result = Wrk.Result
@@ -82,7 +86,9 @@ struct HTTPBenchmark {
                 let port = try RedisServerProcess.freeLoopbackPort()
                 var environment = [
                     "REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0",
-                    "REVOKE_ADMIN_KEYS": "bench:bench-admin-key", "REVOKE_HMAC_SECRET": hmacSecret,
+                    "REVOKE_ADMIN_KEYS": "bench:bench-admin-key-1234", "REVOKE_HMAC_SECRET": hmacSecret,
+                    // The streams opened here stand for many verifiers, all from one address.
+                    "REVOKE_MAX_STREAMS_PER_CLIENT": "100000",
                 ]
                 environment.merge(extra) { $1 }
                 let revoked = try await BenchmarkSupport.startRevoked(port: port, environment: environment, log: work + "/revoked-\(name).log")
@@ -94,7 +100,7 @@ struct HTTPBenchmark {
             let json = ["Content-Type": "application/json"]
             _ = try LoopbackSocket.exchange(
                 port: revokedPort, method: "POST", path: "/v1/revocations",
-                headers: json.merging(["Authorization": "Bearer bench-admin-key"]) { $1 }, body: #"{"jti":"bench-revoked","expires_at":null}"#)
+                headers: json.merging(["Authorization": "Bearer bench-admin-key-1234"]) { $1 }, body: #"{"jti":"bench-revoked","expires_at":null}"#)
             let yes = try LoopbackSocket.exchange(port: revokedPort, method: "POST", path: "/v1/check", headers: json, body: #"{"jti":"bench-revoked"}"#)
             let no = try LoopbackSocket.exchange(port: revokedPort, method: "POST", path: "/v1/check", headers: json, body: #"{"jti":"bench-other"}"#)
             guard yes.hasSuffix(#"{"reason":"jti","revoked":true}"#), no.hasSuffix(#"{"revoked":false}"#) else {
@@ -133,7 +139,7 @@ struct HTTPBenchmark {
             // every one is a change that all 1,000 streams must carry.
             let bytesBefore = streams.bytesRead
             let mass = try startWrk(
-                script: scripts + "/revoke.lua", port: revokedPort, threads: 1, connections: 4, extra: ["REVOKE_ADMIN_KEY": "bench-admin-key"])
+                script: scripts + "/revoke.lua", port: revokedPort, threads: 1, connections: 4, extra: ["REVOKE_ADMIN_KEY": "bench-admin-key-1234"])
             var fanOut = try await wrk("revoked POST /v1/check, during mass revocation", script: scripts + "/check.lua", port: revokedPort)
             let massResult = try await mass.finish("mass revocation")
             fanOut.note = String(
@@ -145,6 +151,85 @@ struct HTTPBenchmark {
             await revoked.terminate()
             await redis.stop()
 
+            // The same checks while one address tries to hold 500 streams, each replaying the
+            // whole event log from its start (a log never trimmed, 100,000 events), and opening
+            // again once it has replayed or was refused (429 beyond the streams one client may
+            // hold, REVOKE_MAX_STREAMS_PER_CLIENT) or closed: those allowed replay, the rest
+            // retry every 100 ms. On a revoked and redis-server of their own.
+            let logLength = 100_000
+            let (replayRedis, replayServer, replayPort) = try await startRevoked(
+                "replay", extra: ["REVOKE_EVENT_LOG_LENGTH": "200000", "REVOKE_MAX_STREAMS_PER_CLIENT": "100"])  // one attacker, the default bound
+            let (lastEvent, storedEvents) = try await Self.fillEventLog(redis: replayRedis, events: logLength)
+            guard storedEvents >= logLength else { throw BenchmarkError("the event log holds \(storedEvents) events, not \(logLength)") }
+            try await Self.waitForCursor(lastEvent, port: replayPort)
+            // One replay alone first: its size, and that it carries the whole log (an event is at
+            // least `event: revocation`, its id and its record: over 100 bytes). Tried 3 times, a
+            // second apart, in case the stream's own reader of the log was still behind it.
+            var replaySize = 0
+            var single = ReplayStorm.Counts()
+            for _ in 0..<3 where replaySize <= logLength * 100 {
+                let probe = ReplayStorm(port: replayPort, streams: 1, path: "/v1/events?since=0-0")
+                probe.start()
+                let probeDeadline = Date().addingTimeInterval(120)
+                while Date() < probeDeadline {
+                    let counts = probe.counts
+                    if counts.replays > 0 || counts.tooManyRequests + counts.otherRefusals + counts.unanswered + counts.cutOff > 0 { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                probe.stop()
+                single = probe.counts
+                replaySize = single.replays > 0 ? single.replayedBytes / single.replays : 0
+                if replaySize <= logLength * 100 { try await Task.sleep(for: .seconds(1)) }
+            }
+            guard replaySize > logLength * 100 else {
+                throw BenchmarkError("a replay from since=0-0 did not carry the \(logLength) events of the log: \(single)")
+            }
+            let storm = ReplayStorm(port: replayPort, streams: 500, path: "/v1/events?since=0-0", retryDelay: 0.1)
+            storm.start()
+            var replayed = try await wrk("revoked POST /v1/check, replay storm", script: scripts + "/check.lua", port: replayPort)
+            storm.stop()
+            let stormCounts = storm.counts
+            var stormNote = "500 streams from one address replaying \(storedEvents) events from since=0-0 (a replay "
+            stormNote += String(format: "%.1f MB), a refused one opened again after 100 ms: ", Double(replaySize) / 1e6)
+            stormNote += "at most \(stormCounts.mostHeld) held at once, \(stormCounts.replays) replays completed, "
+            stormNote += "\(stormCounts.tooManyRequests) answered 429, \(stormCounts.otherRefusals + stormCounts.unanswered) refused otherwise "
+            stormNote += "or closed unanswered, \(stormCounts.cutOff) cut off, " + String(format: "%.1f MB read", Double(stormCounts.bytesRead) / 1e6)
+            replayed.note = stormNote
+            results.append(replayed)
+            await replayServer.terminate()
+            await replayRedis.stop()
+
+            // And beside 2,000 requests whose bodies never finish: each promises 65,536 bytes and
+            // sends one every 2 s (REVOKE_BODY_TIMEOUT answers them 408; REVOKE_MAX_CONNECTIONS
+            // bounds how many are held). On a revoked and redis-server of their own.
+            let (slowRedis, slowServer, slowPort) = try await startRevoked("slow")
+            let slowCount = 2000
+            let slow = try SlowBodies(
+                port: slowPort, count: slowCount,
+                head: "POST /v1/revoke HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 65536\r\n\r\n",
+                interval: 2)
+            slow.start()
+            var beside = try await wrk("revoked POST /v1/check, slow bodies", script: scripts + "/check.lua", port: slowPort)
+            let duringRun = slow.counts
+            let runEnded = Date()
+            // Those still open when the run ended: up to 15 s more for the server to end them.
+            while slow.counts.ended < duringRun.opened, Date().timeIntervalSince(runEnded) < 15 { try await Task.sleep(for: .milliseconds(100)) }
+            let waited = Date().timeIntervalSince(runEnded)
+            slow.stop()
+            let afterRun = slow.counts
+            var slowNote = "\(duringRun.opened) of \(slowCount) slow bodies opened (Content-Length 65536, a byte every 2 s each, "
+            slowNote += "\(afterRun.bytesSent) bytes sent); during the run the server answered \(duringRun.answered) "
+            slowNote += "(\(duringRun.answerSummary)) and closed \(duringRun.closed) unanswered; " + String(format: "%.1f s after it, ", waited)
+            slowNote += "\(afterRun.answered) answered (\(afterRun.answerSummary)), \(afterRun.closed) closed, "
+            slowNote += "\(afterRun.opened - afterRun.ended) still open"
+            if let first = afterRun.firstEnded, let last = afterRun.lastEnded {
+                slowNote += String(format: "; they ended %.1f to %.1f s after the first head", first, last)
+            }
+            beside.note = slowNote
+            results.append(beside)
+            await slowServer.terminate()
+            await slowRedis.stop()
+
             // RSS with 1,000 streams that never read, while revocations flood them: bounded per
             // stream by REVOKE_STREAM_BUFFER_BYTES (64 KiB here) in revoked's queue and NIO's write
             // buffer (at most its 64 KiB high watermark) beside it; past that, the stream is closed.
@@ -155,7 +240,7 @@ struct HTTPBenchmark {
                 port: port2, count: 1000, request: "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", receiveBuffer: 4096)
             let rssOpen = residentBytes(of: stalled.pid)
             let stalledFlood = try startWrk(
-                script: scripts + "/revoke.lua", port: port2, threads: 1, connections: 4, extra: ["REVOKE_ADMIN_KEY": "bench-admin-key"])
+                script: scripts + "/revoke.lua", port: port2, threads: 1, connections: 4, extra: ["REVOKE_ADMIN_KEY": "bench-admin-key-1234"])
             let rssMax = max(rssOpen, try await peakResidentBytes(of: stalled.pid, while: stalledFlood))
             let stalledResult = try await stalledFlood.finish("flood")
             let rssAfter = residentBytes(of: stalled.pid)
@@ -284,17 +369,20 @@ struct HTTPBenchmark {
         if let batch = find("revoked POST /v1/check/batch") {
             print(String(format: "batch checks:           %.0f jtis/s (target >= 300000)", batch.rps * Double(batch.jtisPerRequest)))
         }
-        if let quiet = results.first(where: { $0.name == "revoked POST /v1/check" }), let hostile = find("revoked POST /v1/check, under") {
-            print(String(
-                format: "checks under hostile load: %.0f%% of the quiet throughput, p99 %.2fx the quiet p99 (target <= 2x)",
-                100 * hostile.rps / quiet.rps, hostile.p99 / quiet.p99))
-            print("  (\(hostile.note))")
-        }
-        if let quiet = results.first(where: { $0.name == "revoked POST /v1/check" }), let fanOut = find("revoked POST /v1/check, during") {
-            print(String(
-                format: "checks during a mass revocation: %.0f%% of the quiet throughput, p99 %.2fx the quiet p99 (no target: the fan-out is the work)",
-                100 * fanOut.rps / quiet.rps, fanOut.p99 / quiet.p99))
-            print("  (\(fanOut.note))")
+        // Each load beside the checks, against the quiet checks of the same run.
+        if let quiet = results.first(where: { $0.name == "revoked POST /v1/check" }) {
+            for (row, label, target) in [
+                ("revoked POST /v1/check, under", "checks under hostile load", "target <= 2x"),
+                ("revoked POST /v1/check, during", "checks during a mass revocation", "no target: the fan-out is the work"),
+                ("revoked POST /v1/check, replay storm", "checks under a replay storm", "target <= 2x"),
+                ("revoked POST /v1/check, slow bodies", "checks beside slow bodies", "target <= 2x"),
+            ] {
+                guard let loaded = find(row) else { continue }
+                print(String(
+                    format: "%@: %.0f%% of the quiet throughput, p99 %.2fx the quiet p99 (%@)", label, 100 * loaded.rps / quiet.rps,
+                    loaded.p99 / quiet.p99, target))
+                print("  (\(loaded.note))")
+            }
         }
         if let memory {
             let mb = { (bytes: Int) in String(format: "%.1f MB", Double(bytes) / 1e6) }
@@ -317,6 +405,53 @@ struct HTTPBenchmark {
             + Base64URL.encode(Array(#"{"jti":"\#(jti)","iat":\#(now),"exp":\#(now + 3600)}"#.utf8))
         let signature = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: SymmetricKey(data: Array(secret.utf8)))
         return input + "." + Base64URL.encode(Array(signature))
+    }
+
+    /// Appends `events` revocations to the event log of the `revoked` on `redis` (namespace
+    /// `revoke`), as its revoke script writes them (`Sources/RevokeStore/Scripts.swift`): each
+    /// jti's record the packed `revoked_at` and lifetime with its TTL, each event the fields
+    /// `type` (`revocation`) and `data` (the record's JSON), 10,000 to a script. Returns the last
+    /// event's ID and the log's length (`XLEN`).
+    static func fillEventLog(redis: RedisServerProcess, events: Int) async throws -> (last: String, length: Int) {
+        let script = """
+            local now = tonumber(ARGV[3])
+            local id
+            for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+              local jti = 'bench-replay-' .. i
+              redis.call('SET', 'revoke:jti:' .. jti, now .. '00003600', 'EX', 3600)
+              id = redis.call('XADD', KEYS[1], '*', 'type', 'revocation', 'data',
+                cjson.encode({jti = jti, expires_at = now + 3600, revoked_at = now, reason = cjson.null}))
+            end
+            return {id, redis.call('XLEN', KEYS[1])}
+            """
+        let connection = try await RedisConnection.connect(to: redis.configuration(commandTimeout: .seconds(30)))
+        defer { connection.close() }
+        let now = Int(Date().timeIntervalSince1970)
+        var last = ""
+        var length = 0
+        for first in stride(from: 1, through: events, by: 10_000) {
+            let reply = try await connection.send(
+                RedisCommand("EVAL", script, "1", "revoke:events", "\(first)", "\(min(first + 9_999, events))", "\(now)"))
+            guard let parts = reply.array, parts.count == 2, let id = parts[0].string, let count = parts[1].integer else {
+                throw BenchmarkError("filling the event log answered \(reply)")
+            }
+            last = id
+            length = Int(count)
+        }
+        return (last, length)
+    }
+
+    /// Waits until `revoked` on `port` has read the event log up to `cursor` (`GET /v1/status`
+    /// reports where it has read to).
+    static func waitForCursor(_ cursor: String, port: Int) async throws {
+        var answer = ""
+        for _ in 0..<600 {
+            answer = try LoopbackSocket.exchange(
+                port: port, method: "GET", path: "/v1/status", headers: ["Authorization": "Bearer bench-admin-key-1234"])
+            if answer.contains("\"\(cursor)\"") { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw BenchmarkError("revoked did not read the event log up to \(cursor) within 60 s: \(answer.suffix(300))")
     }
 
     /// Stops the peer's gunicorn (its master stops its workers).

@@ -35,10 +35,10 @@ struct SoakBenchmark {
 
         let redis = try await RedisServerProcess.start(.init(directory: work + "/redis", appendOnly: false))
         let port = try RedisServerProcess.freeLoopbackPort()
-        let adminKey = "soak-admin"
+        let adminKey = "soak-admin-key-1234"
         let environment = [
             "REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0",
-            "REVOKE_ADMIN_KEYS": "soak:\(adminKey)", "REVOKE_LOG_LEVEL": "error",
+            "REVOKE_ADMIN_KEYS": "soak:\(adminKey)", "REVOKE_LOG_LEVEL": "error", "REVOKE_MAX_STREAMS_PER_CLIENT": "100000",
         ]
         let revoked = try await startRevoked(port: port, environment: environment, log: work + "/revoked.log")
         // Whatever happens, both servers stop before the outcome is reported.

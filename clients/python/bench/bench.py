@@ -28,7 +28,7 @@ import redis
 
 from revoke_client import RevokeClient, decode_snapshot
 
-ADMIN_KEY = "bench-admin"
+ADMIN_KEY = "bench-admin-key-python"
 
 
 def free_port() -> int:
