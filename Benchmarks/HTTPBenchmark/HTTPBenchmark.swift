@@ -158,7 +158,7 @@ struct HTTPBenchmark {
             // retry every 100 ms. On a revoked and redis-server of their own.
             let logLength = 100_000
             let (replayRedis, replayServer, replayPort) = try await startRevoked(
-                "replay", extra: ["REVOKE_EVENT_LOG_LENGTH": "200000", "REVOKE_MAX_STREAMS_PER_CLIENT": "100"])  // one attacker, the default bound
+                "replay", extra: ["REVOKE_EVENT_LOG_LENGTH": "200000", "REVOKE_MAX_STREAMS_PER_CLIENT": "1000"])  // one attacker, the default bound
             let (lastEvent, storedEvents) = try await Self.fillEventLog(redis: replayRedis, events: logLength)
             guard storedEvents >= logLength else { throw BenchmarkError("the event log holds \(storedEvents) events, not \(logLength)") }
             try await Self.waitForCursor(lastEvent, port: replayPort)

@@ -271,16 +271,16 @@ public final class RevokeClient: Service, Sendable {
 
     /// Checks a compact JWS by the claims in its payload (its signature is not verified here:
     /// verify it first). A token whose payload cannot be read is answered revoked.
-    /// - Parameter kid: The `kid` of the key that verified the token, when it is not the header's.
-    ///   An issuer whose JWKS holds one key per algorithm may mint tokens without `kid`: the
+    /// - Parameter kid: The `kid` of the key that verified a token whose header names none. An
+    ///   issuer whose JWKS holds one key per algorithm may mint tokens without `kid`: the
     ///   verifier picks the one key of the token's algorithm (jwt-kit and PyJWT's `PyJWKClient`
     ///   both know which), but the token names none, so a block on that key can only refuse the
-    ///   token when the verifier says which key it was.
+    ///   token when the verifier says which key it was. A `kid` other than the header's is
+    ///   answered revoked: no verifier picks another key than the one the header names.
     public func check(token: String, kid: String? = nil) async -> Verdict {
-        guard var query = try? CheckQuery(compactJWS: token) else {
+        guard let query = try? CheckQuery(compactJWS: token, verifiedBy: kid) else {
             return Verdict(revoked: true, reason: .unavailable, source: .policy)
         }
-        if let kid { query.kid = kid }
         return await check(query)
     }
 

@@ -25,6 +25,23 @@ public struct CheckQuery: Sendable, Equatable {
         self.init(jti: claims.jti, issuedAt: claims.issuedAt, claims: claims.strings, kid: try TokenClaims.keyID(compactJWS: token))
     }
 
+    /// The query for a compact JWS verified by the key `kid` names: the header's `kid` when it
+    /// has one, else `kid` (a token without `kid` is verified by the only key of its algorithm,
+    /// which only the verifier knows).
+    /// - Throws: ``ValidationError`` when the payload cannot be read, or `kid` is not the
+    ///   header's (no verifier picks another key than the one the header names).
+    public init(compactJWS token: String, verifiedBy kid: String?) throws(ValidationError) {
+        try self.init(compactJWS: token)
+        guard let kid else { return }
+        if let named = self.kid {
+            guard named.utf8.elementsEqual(kid.utf8) else {
+                throw ValidationError("the token's header names another kid than the key that verified it")
+            }
+        } else {
+            self.kid = kid
+        }
+    }
+
     /// The query for a token's claims, keeping only the claims cutoffs may name.
     public init(_ token: TokenClaims, cutoffClaims: CutoffClaims, kid: String? = nil) {
         self.init(

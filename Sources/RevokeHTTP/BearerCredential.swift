@@ -8,8 +8,9 @@ import HTTPTypes
 /// - No `Authorization` field, or an empty one: ``none``.
 /// - One field whose scheme is not `Bearer` (`Basic ...`) and that holds no `Bearer` after its
 ///   credential: ``otherScheme``, another authenticator's business.
-/// - One field `Bearer` then one credential (token68 characters: `A-Z a-z 0-9 - . _ ~ + / =`),
-///   with any run of whitespace around them: ``token``.
+/// - One field `Bearer` then one credential (visible ASCII without a comma: a JWT's token68
+///   characters, and whatever an API key holds), with any run of whitespace around them:
+///   ``token``.
 /// - Anything else that carries a credential — `Bearer` with nothing, `Bearer a b`, a credential
 ///   with other characters, several `Authorization` fields — is ``unreadable``: a reader that
 ///   cannot tell what the authenticator behind it will accept must refuse it, never pass it on.
@@ -56,7 +57,7 @@ public enum BearerCredential: Equatable, Sendable {
             return
         }
         let credential = rest.dropFirst(scheme.unicodeScalars.count).drop(while: isSpace)
-        guard !credential.isEmpty, credential.allSatisfy(Self.isToken68) else {
+        guard !credential.isEmpty, credential.allSatisfy(Self.isCredentialCharacter) else {
             self = .unreadable
             return
         }
@@ -69,11 +70,9 @@ public enum BearerCredential: Equatable, Sendable {
         return nil
     }
 
-    /// RFC 7235's token68: what a JWT or an API key is made of.
-    private static func isToken68(_ scalar: Unicode.Scalar) -> Bool {
-        switch scalar {
-        case "A"..."Z", "a"..."z", "0"..."9", "-", ".", "_", "~", "+", "/", "=": true
-        default: false
-        }
+    /// Visible ASCII but the comma, which joins fields: a JWT is token68, an API key printable
+    /// ASCII (`REVOKE_ADMIN_KEYS` refuses anything else).
+    private static func isCredentialCharacter(_ scalar: Unicode.Scalar) -> Bool {
+        (0x21...0x7E).contains(scalar.value) && scalar != ","
     }
 }

@@ -56,9 +56,9 @@ public struct RevocationMiddleware<Context: RequestContext>: RouterMiddleware {
 extension CheckQuery {
     /// The query for the compact JWS in a request's `Authorization: Bearer` header; nil
     /// without `Authorization` or with another scheme. Its signature is not verified here.
-    /// - Parameter kid: The `kid` of the key that verified the token, when the caller knows it
-    ///   (a token without `kid` in its header is verified by the only key of its algorithm;
-    ///   only the verifier knows which, and a block on that key must still refuse it).
+    /// - Parameter kid: The `kid` of the key that verified a token whose header names none (it
+    ///   is verified by the only key of its algorithm; only the verifier knows which, and a
+    ///   block on that key must still refuse it). One other than the header's is unreadable.
     /// - Throws: ``RevocationError/unreadable`` when `Authorization` cannot be read as one
     ///   bearer token, or the token's payload cannot be read.
     public init?(bearerTokenOf request: Request, kid: String? = nil) throws {
@@ -67,11 +67,10 @@ extension CheckQuery {
         case .unreadable: throw RevocationError.unreadable
         case .token(let token):
             do {
-                try self.init(compactJWS: String(token))
+                try self.init(compactJWS: String(token), verifiedBy: kid)
             } catch {
                 throw RevocationError.unreadable
             }
-            if let kid { self.kid = kid }
         }
     }
 }

@@ -84,16 +84,23 @@ struct BackChannelLogoutController: Sendable {
         // Section 2.4 requires exp: without one a logout token could be replayed for ever.
         guard let expiresAt = token.claims.expiresAtSeconds else { throw .invalidRequest("a logout token needs exp") }
         // The policy's own expiry test (clock skew included, no overflow).
-        let acceptableFor: Int64
+        var acceptableFor: Int64
         switch policy.lifetime(expiresAt: expiresAt, now: Double(now)) {
         case .expired: throw .invalidRequest("the logout token has expired")
-        case .seconds(let seconds): acceptableFor = min(seconds, policy.maximumTokenLifetime)
-        case .forever: acceptableFor = policy.maximumTokenLifetime
+        case .seconds(let seconds): acceptableFor = seconds
+        case .forever: acceptableFor = Int64.max
         }
         // Never later than now; an iat before every Int64 second cuts off as far back as one goes
         // (the store then refuses a cutoff no live token can match).
         let iat = issuedAt.rounded(.down)
         let before = iat >= Double(now) ? now : (iat > -9.2e18 ? Int64(iat) : Int64.min)
+        // Remembered while a replay could still do something: until the token expires, or the
+        // cutoff it asks for could no longer match a live token, whichever comes first.
+        if case .seconds(let seconds) = policy.cutoffLifetime(before: before, now: Double(now)) {
+            acceptableFor = min(acceptableFor, seconds)
+        } else {
+            acceptableFor = min(acceptableFor, policy.maximumTokenLifetime + policy.clockSkew)
+        }
         if case .string(let sid)? = payload["sid"], !sid.isEmpty {
             return Logout(claim: "sid", value: sid, before: before, jti: jti, acceptableFor: acceptableFor)
         }

@@ -66,6 +66,9 @@ struct CacheController: Sendable {
                     code: "overloaded", message: "this instance has as many event streams open as it allows; retry later",
                     retryAfterSeconds: 5)
             }
+            // Whatever happens to the request from here (a client that goes while its replay
+            // waits for its turn never reaches the body), its stream ends with the connection.
+            channel.closeFuture.whenComplete { _ in hub.remove(subscription.id) }
             // Subscribed first, then checked: whatever the log loses from now on is caught by
             // the replay's own checks or by the hub's.
             if let since {
@@ -153,7 +156,7 @@ struct CacheController: Sendable {
         while cursor < subscription.replayThrough {
             // The page follows `cursor` without a gap only if nothing after `cursor` was removed
             // before it was read; whatever was removed since is later than the page.
-            let (page, complete) = try await replays.page(after: cursor, count: 500)
+            let (page, complete) = try await replays.page(after: cursor, count: Replays.pageSize)
             if !complete { return false }
             if page.isEmpty { return true }
             var buffer = ByteBuffer()

@@ -56,21 +56,28 @@ struct CheckController: Sendable {
     }
 
     /// Reads either form: `{"token": "<jwt>", "kid": ...}` (claims and the header's `kid` read,
-    /// signature not re-verified; `kid`, when given, is the key that verified the token and
-    /// replaces the header's, which a token without `kid` lacks) or `{"jti": ..., "iat": ...,
+    /// signature not re-verified; `kid`, for a token whose header names none, is the key that
+    /// verified it; one that differs from the header's is refused) or `{"jti": ..., "iat": ...,
     /// "claims": {...}, "kid": ...}`, every field optional.
     static func query(from object: [String: JSONValue], cutoffClaims: CutoffClaims) throws(ValidationError) -> CheckQuery {
         let kid = try Self.kid(object["kid"])
         if let token = object["token"] {
             guard case .string(let text) = token, !text.isEmpty else { throw ValidationError("token must be a non-empty string") }
-            for field in ["jti", "iat", "claims"] where object[field] != nil {
+            for field in ["jti", "iat", "claims"] where object[field] != nil && object[field] != .null {
                 throw ValidationError("send token (and the kid that verified it) or jti, iat and claims, not both")
             }
             let claims = try TokenClaims(compactJWS: text)
             if let jti = claims.jti { try validateIdentifier(jti, field: "jti") }
             let headerKID = try TokenClaims.keyID(compactJWS: text)
-            if kid == nil, let headerKID { try validateIdentifier(headerKID, field: "kid") }
-            return CheckQuery(claims, cutoffClaims: cutoffClaims, kid: kid ?? headerKID)
+            if let headerKID {
+                // A verifier picks the key its header names: another kid cannot be the one that
+                // verified it, and must never hide a block on the header's.
+                if let kid, !kid.utf8.elementsEqual(headerKID.utf8) {
+                    throw ValidationError("kid names another key than the token's header does; send it only for a token without kid")
+                }
+                try validateIdentifier(headerKID, field: "kid")
+            }
+            return CheckQuery(claims, cutoffClaims: cutoffClaims, kid: headerKID ?? kid)
         }
         var query = CheckQuery()
         switch object["jti"] {

@@ -14,7 +14,7 @@ import HTTPTypes
 /// closed; one whose request body has not arrived within `bodyTimeout` of its head is answered
 /// 408 and closed (a client that sends a byte a minute must not hold a connection for ever:
 /// Hummingbird's idle timer starts again at every byte); and past `connections`' limit a new
-/// connection is answered 503 `overloaded` and closed, before it costs more than a socket.
+/// connection is answered 503 `overloaded` and closed, never reaching the router.
 /// Checks are answered on the connection's event loop (``CheckChannelHandler``).
 struct LimitedHTTP1Channel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
@@ -205,7 +205,9 @@ final class HeadWatch: @unchecked Sendable {
     /// the connection closes, since the rest of its body would be read as a request.
     private func bodyTimedOut(channel: any Channel) {
         bodyBegan = nil
-        guard !answering, let context = parts else {
+        // Only when every earlier request is answered and this one's answer has not begun (a
+        // pipelined request's body may stall while an earlier response is still being written).
+        guard responses == heads - 1, !answering, let context = parts else {
             channel.close(promise: nil)
             return
         }

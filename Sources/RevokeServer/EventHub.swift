@@ -183,7 +183,7 @@ final class EventHub: Service, Sendable {
     ///   - snapshots: Takes every page of events read, and hears when the hub lost track.
     init(
         store: RevocationStore, reader: RedisClient, snapshots: SnapshotKeeper, logger: Logger, maximumStreams: Int = 10_000,
-        maximumStreamsPerClient: Int = 100, bufferBytes: Int = 1 << 20, heartbeatInterval: Duration = .seconds(1)
+        maximumStreamsPerClient: Int = 1000, bufferBytes: Int = 1 << 20, heartbeatInterval: Duration = .seconds(1)
     ) {
         self.maximumStreamsPerClient = maximumStreamsPerClient
         self.store = store

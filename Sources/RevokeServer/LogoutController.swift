@@ -96,7 +96,9 @@ struct LogoutController: Sendable {
         case .revoked(let record):
             revocations.increment()
             logger.debug("revoked", metadata: ["jti": .client(jti), "source": "logout", "expires_at": "\(record.expiresAt.map(String.init) ?? "never")"])
-            return .revoked(Revoked(jti: jti, expiresAt: record.expiresAt))
+            // The token's exp, as the contract answers; the record may last longer (an
+            // administrator's "never" stays), never shorter.
+            return .revoked(Revoked(jti: jti, expiresAt: claims.expiresAtSeconds))
         case .alreadyExpired:
             logger.debug("not revoked: already expired", metadata: ["jti": .client(jti), "source": "logout"])
             return .expired

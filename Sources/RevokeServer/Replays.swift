@@ -10,6 +10,10 @@ import Synchronization
 /// at most `concurrency` pages. Replays then take turns: a storm is slower to replay, never
 /// a reason for checks to time out.
 struct Replays: Sendable {
+    /// Events a replay reads at a time (the keeper that follows the log reads pages of
+    /// ``EventHub/pageSize``).
+    static let pageSize = 500
+
     /// The store, read through the replays' own connection.
     let store: RevocationStore
     private let gate: Gate

@@ -42,7 +42,7 @@ public struct ServerConfiguration: Sendable {
     public var maximumEventStreams = 10_000
     /// `REVOKE_MAX_STREAMS_PER_CLIENT`: streams one client may hold at once; a client is its
     /// verifier key's name and its address together, or its address alone without a key.
-    public var maximumStreamsPerClient = 100
+    public var maximumStreamsPerClient = 1000
     /// `REVOKE_MAX_CONNECTIONS`: open HTTP connections at once; one more is answered 503
     /// `overloaded` and closed. Above the default streams (10,000) with room for checks.
     public var maximumConnections = 16_384

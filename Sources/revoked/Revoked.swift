@@ -110,7 +110,7 @@ struct Revoked: AsyncParsableCommand {
     @Option(name: .long, help: "Write revocations packed where they fit: true or false (REVOKE_PACKED_RECORDS, default true).")
     var packedRecords: String?
 
-    @Option(name: .long, help: "Event streams one client (a verifier key, else an address) may hold (REVOKE_MAX_STREAMS_PER_CLIENT, default 100).")
+    @Option(name: .long, help: "Event streams one client (a verifier key, else an address) may hold (REVOKE_MAX_STREAMS_PER_CLIENT, default 1000).")
     var maxStreamsPerClient: String?
 
     @Option(name: .long, help: "Open HTTP connections this instance accepts; more are answered 503 and closed (REVOKE_MAX_CONNECTIONS, default 16384).")
@@ -140,7 +140,11 @@ struct Revoked: AsyncParsableCommand {
             ("REVOKE_REDIS_WAIT_TIMEOUT_MS", redisWaitTimeoutMs), ("REVOKE_MAX_STREAMS_PER_CLIENT", maxStreamsPerClient),
             ("REVOKE_MAX_CONNECTIONS", maxConnections), ("REVOKE_BODY_TIMEOUT", bodyTimeout),
         ] {
-            if let flag { variables[name] = flag }
+            if let flag {
+                variables[name] = flag
+                // A flag wins over the variable, and so over its file.
+                variables[name + "_FILE"] = nil
+            }
         }
         var configuration: ServerConfiguration
         do {
@@ -193,12 +197,21 @@ struct Revoked: AsyncParsableCommand {
     /// Raises the soft limit on open files to the hard one, as servers that hold many
     /// connections do; warns when even that cannot hold `REVOKE_MAX_CONNECTIONS`.
     private static func raiseOpenFileLimit(for connections: Int, logger: Logger) {
+        #if os(Linux)
+        let resource = Int32(RLIMIT_NOFILE.rawValue)
+        #else
+        let resource = RLIMIT_NOFILE
+        #endif
         var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        guard getrlimit(resource, &limit) == 0 else { return }
         if limit.rlim_cur < limit.rlim_max {
+            #if os(Linux)
             limit.rlim_cur = limit.rlim_max
-            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            #else
+            limit.rlim_cur = min(limit.rlim_max, rlim_t(OPEN_MAX))
+            #endif
+            _ = setrlimit(resource, &limit)
+            _ = getrlimit(resource, &limit)
         }
         // Redis connections, the listening socket, files: a little room beside the clients.
         let needed = rlim_t(connections + 64)

@@ -331,8 +331,10 @@ def test_a_token_and_a_kid_make_a_query_with_that_kid() -> None:
     query = make_query(no_kid, None, None, None, "k1")
     assert (query.jti, query.kid, query.claims["sub"], query.iat) == ("j-1", "k1", "alice", 1700000000.0)
     assert make_query(no_kid, None, None, None, None).kid is None
-    # The key that verified the token wins over the header's kid.
-    assert make_query(token("j-1", kid="k0"), None, None, None, "k1").kid == "k1"
+    # Another kid than the header's cannot hide a block on the header's: refused.
+    with pytest.raises(TokenError):
+        make_query(token("j-1", kid="k0"), None, None, None, "k1")
+    assert make_query(token("j-1", kid="k0"), None, None, None, "k0").kid == "k0"
     assert make_query(token("j-1", kid="k0"), None, None, None, None).kid == "k0"
     assert query_of({"token": no_kid, "kid": "k1"}).kid == "k1"
     assert query_of({"token": no_kid}).kid is None
@@ -370,9 +372,12 @@ def test_the_cache_applies_a_key_block_to_the_kid_the_caller_gives() -> None:
         assert client.check(no_kid) == Verdict(False, None, "cache", cursor="1-0", heard_at=client._cache._last_heard)
         verdict = client.check(no_kid, kid="k1")
         assert (verdict.revoked, verdict.reason, verdict.kid, verdict.source) == (True, "key", "k1", "cache")
-        # The given kid overrides the header's.
-        assert client.check(token("j-2", kid="other"), kid="k1").reason == "key"
-        assert not client.check(token("j-2", kid="k1"), kid="other").revoked
+        # A header's kid is the key that verified it: another one given is refused, and cannot
+        # hide the block on the header's.
+        assert client.check(token("j-2", kid="k1")).reason == "key"
+        for header, given in [("other", "k1"), ("k1", "other")]:
+            with pytest.raises(TokenError):
+                client.check(token("j-2", kid=header), kid=given)
         # Byte for byte: no case folding, trimming or Unicode normalisation.
         for near in ["K1", "k1 ", " k1", "\uff4b1", "cafe\u0301", "CAF\u00c9"]:
             assert not client.check(no_kid, kid=near).revoked, near

@@ -102,12 +102,13 @@ def query_from_claims(claims: Mapping[str, Any], kid: Optional[str] = None) -> Q
 def query_from_token(token: str, kid: Optional[str] = None) -> Query:
     """Reads a compact JWS (``header.payload.signature``) into a query.
 
-    ``kid``, when given, is the ``kid`` of the key that verified the token, and the query's
-    ``kid`` is it rather than the header's (which may be absent): an issuer's JWKS often has
-    one key per algorithm, and a token without ``kid`` is verified by the only key for its
-    algorithm. Its header names no key, so only the caller knows which one verified it, and a
-    key block on that key must still refuse it. It is compared byte for byte (no case folding,
-    trimming or Unicode normalisation), as the server compares it.
+    ``kid``, when given, is the ``kid`` of the key that verified a token whose header names
+    none: an issuer's JWKS often has one key per algorithm, and a token without ``kid`` is
+    verified by the only key for its algorithm. Its header names no key, so only the caller
+    knows which one verified it, and a key block on that key must still refuse it. A ``kid``
+    other than the header's is a :class:`TokenError` (no verifier picks another key than the
+    one the header names, and it must never hide a block on the header's). It is compared byte
+    for byte (no case folding, trimming or Unicode normalisation), as the server compares it.
     """
     if not isinstance(token, str):
         raise TokenError("the token must be a string")
@@ -116,10 +117,14 @@ def query_from_token(token: str, kid: Optional[str] = None) -> Query:
         raise TokenError("the token is not a compact JWS (header.payload.signature)")
     header = _decode_part(parts[0], "header")
     payload = _decode_part(parts[1], "payload")
-    # The header's kid is read (and its type checked) even when the caller's replaces it.
+    # The header's kid is read (and its type checked) even when the caller gives one.
     query = query_from_claims(payload, kid=header.get("kid"))
     if kid is None:
         return query
     if not isinstance(kid, str):
         raise TokenError("kid must be a string")
+    if query.kid is not None:
+        if query.kid != kid:
+            raise TokenError("the token's header names another kid than the key that verified it")
+        return query
     return query._replace(kid=kid)
