@@ -84,7 +84,8 @@ public func buildApplication(
     BackChannelLogoutController(store: store, verifier: verifier).addRoutes(to: router)
     IntrospectionController(store: store, verifier: verifier).addRoutes(to: router, keyring: keyring)
     let cache = CacheController(
-        snapshots: snapshots, hub: hub, store: store, replays: Replays(store: store.reading(through: replayReader)), delivery: metrics.delivery)
+        snapshots: snapshots, hub: hub, store: store, replays: Replays(store: store.reading(through: replayReader), bytesPerSecond: configuration.replayBytesPerSecond),
+        delivery: metrics.delivery)
     cache.addRoutes(to: router, keyring: keyring)
     cache.addStatusRoutes(to: router, keyring: keyring)
     StatusController(store: store, snapshots: snapshots, namespace: configuration.namespace).addRoutes(to: router, keyring: keyring)

@@ -165,6 +165,7 @@ struct CacheController: Sendable {
                 Self.write(event, into: &buffer)
                 cursor = id
             }
+            try await replays.pace(buffer.readableBytes, for: subscription.follower.client)
             try await writer.write(buffer)
             subscription.written(0, through: cursor)
             if let last = page.last.flatMap({ EventCursor($0.id) }), last > subscription.replayThrough { return true }

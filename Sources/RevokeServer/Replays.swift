@@ -7,8 +7,16 @@ import Synchronization
 /// in flight at once whatever the number of streams. Redis runs one command at a time, so
 /// without the bound a storm of full replays (each `XRANGE` page is ~100 µs of Redis' time)
 /// would queue many milliseconds of work ahead of every check; with it, a check waits behind
-/// at most `concurrency` pages. Replays then take turns: a storm is slower to replay, never
-/// a reason for checks to time out.
+/// at most `concurrency` pages.
+///
+/// And the replays of one client (a verifier key's name with its address, or the address: the
+/// client `REVOKE_MAX_STREAMS_PER_CLIENT` counts) write at most `bytesPerSecond`
+/// (`REVOKE_REPLAY_BYTES_PER_SECOND`) together: reading, rendering and writing a page is work on
+/// the event loops that answer checks, and a request for a full replay costs its sender a few
+/// bytes and the server megabytes. Each page takes its turn on its client's timeline: it waits
+/// until that client's pages before it have had their share of the rate. A storm from one
+/// client is slower to replay, never a reason for checks to time out; a verifier resuming from
+/// a recent cursor (a few kilobytes), the usual case, does not wait.
 struct Replays: Sendable {
     /// Events a replay reads at a time (the keeper that follows the log reads pages of
     /// ``EventHub/pageSize``).
@@ -18,9 +26,49 @@ struct Replays: Sendable {
     let store: RevocationStore
     private let gate: Gate
 
-    init(store: RevocationStore, concurrency: Int = 2) {
+    private let pacer: Pacer
+
+    init(store: RevocationStore, concurrency: Int = 2, bytesPerSecond: Int = 1 << 20) {
         self.store = store
         self.gate = Gate(permits: concurrency)
+        self.pacer = Pacer(bytesPerSecond: bytesPerSecond)
+    }
+
+    /// Waits for `bytes` of `client`'s share of the rate before they are written.
+    func pace(_ bytes: Int, for client: String) async throws {
+        let wait = pacer.reserve(bytes, for: client)
+        if wait > .zero { try await Task.sleep(for: wait) }
+    }
+
+    /// A rate per client, each on a timeline of its own (the generic cell rate algorithm): a
+    /// reservation starts when the client's ones before it have had their time, and says how
+    /// long its caller waits for that.
+    final class Pacer: Sendable {
+        private struct Timelines {
+            /// When each client's timeline is free again, on the monotonic clock.
+            var free: [String: ContinuousClock.Instant] = [:]
+            /// Past this many clients, those whose timeline is free again are forgotten.
+            var prune = 1024
+        }
+        private let secondsPerByte: Double
+        private let timelines = Mutex(Timelines())
+
+        init(bytesPerSecond: Int) {
+            secondsPerByte = 1 / Double(max(bytesPerSecond, 1))
+        }
+
+        func reserve(_ bytes: Int, for client: String) -> Duration {
+            let now = ContinuousClock.now
+            return timelines.withLock { timelines in
+                if timelines.free.count > timelines.prune {
+                    timelines.free = timelines.free.filter { $0.value > now }
+                    timelines.prune = max(1024, 2 * timelines.free.count)
+                }
+                let start = max(timelines.free[client] ?? now, now)
+                timelines.free[client] = start + .seconds(Double(bytes) * secondsPerByte)
+                return start - now
+            }
+        }
     }
 
     /// Whether anything after `cursor` has left the log (then the stream must not start).

@@ -43,6 +43,9 @@ public struct ServerConfiguration: Sendable {
     /// `REVOKE_MAX_STREAMS_PER_CLIENT`: streams one client may hold at once; a client is its
     /// verifier key's name and its address together, or its address alone without a key.
     public var maximumStreamsPerClient = 1000
+    /// `REVOKE_REPLAY_BYTES_PER_SECOND`: what the replays of the log (`/v1/events?since=`) of
+    /// one client (as ``maximumStreamsPerClient`` counts them) together may write a second.
+    public var replayBytesPerSecond = 1 << 20
     /// `REVOKE_MAX_CONNECTIONS`: open HTTP connections at once; one more is answered 503
     /// `overloaded` and closed. Above the default streams (10,000) with room for checks.
     public var maximumConnections = 16_384
@@ -80,7 +83,7 @@ public struct ServerConfiguration: Sendable {
         "REVOKE_PACKED_RECORDS",
         "REVOKE_REDIS_CA_FILE", "REVOKE_REDIS_CERT_FILE", "REVOKE_REDIS_KEY_FILE", "REVOKE_REDIS_SENTINEL_PASSWORD",
         "REVOKE_REDIS_MIN_REPLICAS", "REVOKE_REDIS_WAIT_TIMEOUT_MS",
-        "REVOKE_MAX_STREAMS_PER_CLIENT", "REVOKE_MAX_CONNECTIONS", "REVOKE_BODY_TIMEOUT",
+        "REVOKE_MAX_STREAMS_PER_CLIENT", "REVOKE_MAX_CONNECTIONS", "REVOKE_BODY_TIMEOUT", "REVOKE_REPLAY_BYTES_PER_SECOND",
     ]).union(secretVariables.map { $0 + "_FILE" })
 
     /// The variables that hold secrets. Each may instead be read from a file named by the same
@@ -180,6 +183,7 @@ public struct ServerConfiguration: Sendable {
         if let streams = try integer("REVOKE_MAX_STREAMS_PER_CLIENT", 1...1_000_000) { maximumStreamsPerClient = Int(streams) }
         if let connections = try integer("REVOKE_MAX_CONNECTIONS", 1...10_000_000) { maximumConnections = Int(connections) }
         if let seconds = try integer("REVOKE_BODY_TIMEOUT", 1...3600) { bodyTimeout = seconds }
+        if let rate = try integer("REVOKE_REPLAY_BYTES_PER_SECOND", 65536...(1 << 34)) { replayBytesPerSecond = Int(rate) }
         if let seconds = try integer("REVOKE_IDLE_TIMEOUT", 1...86_400) { idleTimeout = seconds }
         if let length = try integer("REVOKE_EVENT_LOG_LENGTH", 100...100_000_000) { eventLogLength = Int(length) }
         switch value("REVOKE_PACKED_RECORDS") {
