@@ -32,7 +32,7 @@ pydeps: deps
 	@$(PYTHON) -c 'import jwt, cryptography, compose, schemathesis' >/dev/null 2>&1 || { \
 		python3 -m venv $(PYENV) && \
 		$(PYTHON) -m pip install -q --disable-pip-version-check -r Tests/requirements.txt; }
-	@$(PYTHON) -c 'import revoke_client, httpx, xxhash, flask_jwt_extended, fastapi, hypothesis, pytest' >/dev/null 2>&1 || \
+	@$(PYTHON) -c 'import revoke_client, httpx, xxhash, flask_jwt_extended, fastapi, hypothesis, pytest, authlib, requests' >/dev/null 2>&1 || \
 		$(PYTHON) -m pip install -q --disable-pip-version-check -e './clients/python[test]'
 
 build: deps

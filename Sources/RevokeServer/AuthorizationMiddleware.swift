@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import RevokeHTTP
@@ -17,6 +18,45 @@ struct AuthorizationMiddleware: RouterMiddleware {
 }
 
 extension APIKeyring {
+    /// Whether a request authenticated as an OAuth client holds the verifier role (RFC 6749
+    /// section 2.3.1): `client_secret_basic` (`Authorization: Basic` of the form-encoded
+    /// `client_id:client_secret`), `client_secret_post` (`client_id` and `client_secret` in the
+    /// form), or a key as `Authorization: Bearer`. The `client_id` is the key's name, and must be
+    /// the name of the key whose secret it presents. Returns that name; nil when verifier
+    /// endpoints are open and no valid key was presented.
+    /// - Throws: 401 for credentials that are wrong, or none where they are needed; 400 for
+    ///   more than one way of authenticating in one request.
+    func authorizeClient(_ fields: HTTPFields, form: [String: String]) throws(APIError) -> String? {
+        let basic = Self.basicCredentials(fields)
+        let posted = form["client_secret"].map { (form["client_id"] ?? "", $0) }
+        let bearer = BearerCredential(fields).token
+        if [basic != nil, posted != nil, bearer != nil].filter({ $0 }).count > 1 {
+            throw APIError.invalidRequest("authenticate one way: Basic, client_secret in the form, or a Bearer key")
+        }
+        guard let (name, secret) = basic ?? posted else { return try authorize(fields, required: .verifier) }
+        let key = key(forSecret: Substring(secret)).flatMap { $0.name.utf8.elementsEqual(name.utf8) ? $0 : nil }
+        if key == nil && verifierKeysConfigured {
+            throw APIError(
+                .unauthorized, code: "unauthorized", message: "the client credentials are not a verifier or admin key's name and secret",
+                headers: [.wwwAuthenticate: basic != nil ? #"Basic realm="revoke""# : "Bearer"])
+        }
+        return key?.name
+    }
+
+    /// `client_id` and `client_secret` of `Authorization: Basic`, each form-decoded; nil
+    /// without a Basic header, or with one that does not decode (which authenticates nobody).
+    private static func basicCredentials(_ fields: HTTPFields) -> (String, String)? {
+        let values = fields[values: .authorization]
+        guard values.count == 1 else { return nil }
+        let parts = values[0].split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard parts.count == 2, parts[0].lowercased() == "basic",
+            let decoded = Data(base64Encoded: String(parts[1])).flatMap({ String(data: $0, encoding: .utf8) }),
+            let colon = decoded.firstIndex(of: ":")
+        else { return nil }
+        let decode = { (part: Substring) in part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(part) }
+        return (decode(decoded[..<colon]), decode(decoded[decoded.index(after: colon)...]))
+    }
+
     /// Whether a request's `Authorization` grants the role: the name of its key (the audit's
     /// actor), nil for an open verifier route called without one. The key is read as
     /// ``BearerCredential`` reads it; several `Authorization` fields carry no key.

@@ -3,7 +3,9 @@ import RevokeCore
 import RevokeHTTP
 import RevokeStore
 
-/// OAuth 2.0 Token Introspection (RFC 7662): `POST /oauth2/introspect` (role verifier). A token
+/// OAuth 2.0 Token Introspection (RFC 7662): `POST /oauth2/introspect` (role verifier: a verifier
+/// or admin key as `Authorization: Bearer`, or as OAuth client credentials, `client_secret_basic`
+/// or `client_secret_post`, the key's name the `client_id` and its secret the secret). A token
 /// is active only when its signature verifies with the issuer keys, it is within `nbf` and
 /// `exp` (with `REVOKE_CLOCK_SKEW`), `iss` and `aud` match when configured, and no revocation,
 /// cutoff or key block applies; the answer then carries its registered claims. Anything else is
@@ -13,10 +15,13 @@ struct IntrospectionController: Sendable {
     let verifier: TokenVerifier
 
     func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
-        let group = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .verifier))
-        group.post("/oauth2/introspect") { request, context -> Response in
+        router.post("/oauth2/introspect") { request, context -> Response in
             var request = request
-            let token = try await request.formField("token", context: context)
+            let form = try await request.form(context: context)
+            // A resource server authenticates as an OAuth client (RFC 7662 section 2.1), or
+            // with its key as a bearer token.
+            _ = try keyring.authorizeClient(request.headers, form: form)
+            let token = try Request.field("token", of: form)
             var response = jsonResponse(try await introspect(token))
             response.headers[.cacheControl] = "no-store"
             return response

@@ -44,14 +44,24 @@ extension Request {
         return object
     }
 
-    /// A form body's (`application/x-www-form-urlencoded`, else 415) non-empty field `name`,
-    /// else 400 naming it.
-    mutating func formField(_ name: String, context: RevokeRequestContext) async throws -> String {
-        try requireMediaType("application/x-www-form-urlencoded")
+    /// A form body (`application/x-www-form-urlencoded`, else 415) by field. An empty body is
+    /// an empty form, whatever its `Content-Type` (or none): a POST with nothing in it misses
+    /// a parameter (400), as OAuth's and OpenID's specifications answer it.
+    mutating func form(context: RevokeRequestContext) async throws -> [String: String] {
         let body = try await collectBody(upTo: context.maxUploadSize)
-        guard let value = FormURLEncoded.parse(String(buffer: body))[name], !value.isEmpty else {
-            throw APIError.invalidRequest("the form needs a \(name)")
-        }
+        if body.readableBytes == 0 { return [:] }
+        try requireMediaType("application/x-www-form-urlencoded")
+        return FormURLEncoded.parse(String(buffer: body))
+    }
+
+    /// A form body's non-empty field `name`, else 400 naming it (``form(context:)``).
+    mutating func formField(_ name: String, context: RevokeRequestContext) async throws -> String {
+        try Self.field(name, of: try await form(context: context))
+    }
+
+    /// A form's non-empty field `name`, else 400 naming it.
+    static func field(_ name: String, of form: [String: String]) throws(APIError) -> String {
+        guard let value = form[name], !value.isEmpty else { throw APIError.invalidRequest("the form needs a \(name)") }
         return value
     }
 

@@ -79,6 +79,45 @@ func pyjwtTokens(secret: String = testSecret, headers: String = "{}", _ payloads
         }
     }
 
+    /// RFC 7662 section 2.1: a resource server authenticates to the introspection endpoint as an
+    /// OAuth client (RFC 6749 section 2.3.1), with a verifier key's name and secret.
+    @Test func introspectionTakesClientCredentialsAndAnEmptyFormIsAMissingParameter() async throws {
+        try await withRevoked { configuration in
+            configure(&configuration)
+            configuration.verifierKeys = [APIKey(name: "gateway", secret: "verifier-secret", role: .verifier)]
+        } _: { (client, _, _) async throws in
+            let now = Int(Date().timeIntervalSince1970)
+            let token = try await pyjwtTokens([
+                #"{"iss":"\#(Self.issuer)","aud":"\#(Self.audience)","iat":\#(now),"exp":\#(now + 600),"jti":"oc-1","sub":"dave"}"#
+            ])[0]
+            func introspect(_ form: String, basic: String? = nil) async throws -> Reply {
+                var headers: HTTPFields = [:]
+                if let basic { headers[.authorization] = "Basic " + Data(basic.utf8).base64EncodedString() }
+                return try await client.call(
+                    .post, "/oauth2/introspect", contentType: "application/x-www-form-urlencoded", body: form, headers: headers)
+            }
+            #expect(try await introspect("token=\(token)", basic: "gateway:verifier-secret").json["active"] == .bool(true))
+            #expect(try await introspect("token=\(token)&client_id=gateway&client_secret=verifier-secret").json["active"] == .bool(true))
+            // The admin key is a client too; its secret under another key's name is not.
+            #expect(try await introspect("token=\(token)", basic: "ops:admin-secret").json["active"] == .bool(true))
+            for (form, basic) in [
+                ("token=\(token)", "gateway:wrong-secret"), ("token=\(token)", "ops:verifier-secret"),
+                ("token=\(token)&client_id=gateway&client_secret=wrong", nil), ("token=\(token)", nil),
+            ] {
+                let refused = try await introspect(form, basic: basic)
+                #expect(refused.status == .unauthorized && refused.error == "unauthorized", "\(form) \(basic ?? "-")")
+                #expect(refused.headers[.wwwAuthenticate] != nil)
+            }
+            let twice = try await introspect("token=\(token)&client_id=gateway&client_secret=verifier-secret", basic: "gateway:verifier-secret")
+            #expect(twice.status == .badRequest, "\(twice.text)")
+            // A POST with nothing in it misses its parameter: 400, not 415.
+            for path in ["/oauth2/revoke", "/oauth2/introspect", "/v1/backchannel-logout"] {
+                let empty = try await client.call(.post, path, key: "verifier-secret")
+                #expect(empty.status == .badRequest && empty.error == "invalid_request", "\(path): \(empty.status) \(empty.text)")
+            }
+        }
+    }
+
     /// Section 2.6: each way a logout token is refused answers 400 `invalid_request`.
     @Test func everyLogoutTokenTheSpecificationRefusesIs400() async throws {
         try await withRevoked(configure: configure) { (client, redis, _) async throws in
