@@ -32,14 +32,19 @@ public struct CheckQuery: Sendable, Equatable {
     ///   header's (no verifier picks another key than the one the header names).
     public init(compactJWS token: String, verifiedBy kid: String?) throws(ValidationError) {
         try self.init(compactJWS: token)
-        guard let kid else { return }
-        if let named = self.kid {
-            guard named.utf8.elementsEqual(kid.utf8) else {
-                throw ValidationError("the token's header names another kid than the key that verified it")
-            }
-        } else {
-            self.kid = kid
+        self.kid = try Self.kid(header: self.kid, verifiedBy: kid)
+    }
+
+    /// The `kid` a check of a token uses: its header's, else the one of the key that verified
+    /// it (given by the verifier; compared byte for byte).
+    /// - Throws: ``ValidationError`` when both are there and differ: no verifier picks another
+    ///   key than the one the header names, and another kid must never hide a block on it.
+    public static func kid(header: String?, verifiedBy kid: String?) throws(ValidationError) -> String? {
+        guard let header, let kid else { return header ?? kid }
+        guard header.utf8.elementsEqual(kid.utf8) else {
+            throw ValidationError("the token's header names another kid than the key that verified it")
         }
+        return header
     }
 
     /// The query for a token's claims, keeping only the claims cutoffs may name.

@@ -53,7 +53,8 @@ extension APIKeyring {
             let decoded = Data(base64Encoded: String(parts[1])).flatMap({ String(data: $0, encoding: .utf8) }),
             let colon = decoded.firstIndex(of: ":")
         else { return nil }
-        let decode = { (part: Substring) in part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(part) }
+        // Form-encoded (RFC 6749 2.3.1); a client that did not encode is read as it sent.
+        let decode = { (part: Substring) in FormURLEncoded.decode(part) ?? String(part) }
         return (decode(decoded[..<colon]), decode(decoded[decoded.index(after: colon)...]))
     }
 

@@ -62,8 +62,8 @@ struct BackChannelLogoutController: Sendable {
         var claim: String
         var value: String
         var before: Int64
-        /// The logout token's `jti`, and how long it could still be accepted (its `exp` with the
-        /// clock skew, at most the longest token lifetime).
+        /// The logout token's `jti`, and how long a replay of it could still do something: until
+        /// its `exp` (with the clock skew), or until its cutoff could no longer match a live token.
         var jti: String
         var acceptableFor: Int64
 

@@ -68,16 +68,9 @@ struct CheckController: Sendable {
             }
             let claims = try TokenClaims(compactJWS: text)
             if let jti = claims.jti { try validateIdentifier(jti, field: "jti") }
-            let headerKID = try TokenClaims.keyID(compactJWS: text)
-            if let headerKID {
-                // A verifier picks the key its header names: another kid cannot be the one that
-                // verified it, and must never hide a block on the header's.
-                if let kid, !kid.utf8.elementsEqual(headerKID.utf8) {
-                    throw ValidationError("kid names another key than the token's header does; send it only for a token without kid")
-                }
-                try validateIdentifier(headerKID, field: "kid")
-            }
-            return CheckQuery(claims, cutoffClaims: cutoffClaims, kid: headerKID ?? kid)
+            let checked = try CheckQuery.kid(header: try TokenClaims.keyID(compactJWS: text), verifiedBy: kid)
+            if let checked { try validateIdentifier(checked, field: "kid") }
+            return CheckQuery(claims, cutoffClaims: cutoffClaims, kid: checked)
         }
         var query = CheckQuery()
         switch object["jti"] {

@@ -70,9 +70,6 @@ final class ConnectionCount: Sendable {
     func release() {
         open.subtract(1, ordering: .relaxed)
     }
-
-    /// Connections open now.
-    var current: Int { open.load(ordering: .relaxed) }
 }
 
 /// Answers a connection past the limit with 503 `overloaded` and `Retry-After`, then closes it:
@@ -128,8 +125,8 @@ final class Refusal: ChannelInboundHandler, RemovableChannelHandler {
 /// that.
 ///
 /// One timer per connection, not one per request: a request only notes when its head or body
-/// began (a read of the monotonic clock). The timer, armed when a clock starts with none
-/// armed, looks when it fires: a head unfinished past its deadline closes the connection; a
+/// began (a read of the monotonic clock). The timer is armed for the earliest clock running
+/// (moved only when a clock starts that ends sooner), and looks when it fires: a head unfinished past its deadline closes the connection; a
 /// body unfinished past its deadline is answered 408 `request_timeout` (when no answer to it
 /// has begun) and closes it; a clock started later arms it again for its own deadline; none
 /// lets it lapse.

@@ -147,12 +147,14 @@ enum FormURLEncoded {
         var fields: [String: String] = [:]
         for pair in text.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ part: Substring) -> String? {
-                part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
-            }
             guard let name = decode(parts[0]), let value = decode(parts.count > 1 ? parts[1] : "") else { continue }
             if fields[name] == nil { fields[name] = value }
         }
         return fields
+    }
+
+    /// One name or value: `+` is a space, `%XX` a byte; nil for a malformed escape.
+    static func decode(_ part: Substring) -> String? {
+        part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
     }
 }

@@ -11,12 +11,13 @@ would accept it.
 
 from __future__ import annotations
 
+import inspect
 import re
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ._core import Verdict
 
-__all__ = ["CHECK", "PASS", "REFUSE", "Authorization", "read_authorization", "refusal"]
+__all__ = ["CHECK", "PASS", "REFUSE", "Authorization", "read_authorization", "refusal", "verifying_kid"]
 
 #: No bearer token: the app's own authentication decides.
 PASS = "pass"
@@ -94,6 +95,15 @@ def read_authorization(values: Sequence[Union[str, bytes]]) -> Authorization:
     if not _B64TOKEN.fullmatch(words[1]):
         return _refused("The bearer token has characters no token has")
     return Authorization(CHECK, token=words[1])
+
+
+async def verifying_kid(kid_of: Optional[Callable[..., Any]], request: Any, token: str) -> Optional[str]:
+    """The ``kid`` an integration's ``kid_of(request, token)`` names (it may be a coroutine
+    function), or None without one."""
+    if kid_of is None:
+        return None
+    found = kid_of(request, token)
+    return await found if inspect.isawaitable(found) else found
 
 
 def refusal(verdict: Optional[Verdict], message: Optional[str] = None) -> Optional[Tuple[int, Dict[str, str], Dict[str, str]]]:

@@ -35,13 +35,12 @@ With PyJWT: ``lambda scope, token: jwks.get_signing_key_from_jwt(token).key_id``
 
 from __future__ import annotations
 
-import inspect
 import json
 from typing import Any, Awaitable, Callable, Dict, MutableMapping, Optional, Union
 
 from ._aio import AsyncRevokeClient
 from ._claims import TokenError
-from ._http import PASS, REFUSE, read_authorization, refusal
+from ._http import PASS, REFUSE, read_authorization, refusal, verifying_kid
 
 __all__ = ["RevocationMiddleware"]
 
@@ -75,10 +74,7 @@ class RevocationMiddleware:
             token = authorization.token
             assert token is not None
             try:
-                kid: Optional[str] = None
-                if self.kid_of is not None:
-                    found = self.kid_of(scope, token)
-                    kid = await found if inspect.isawaitable(found) else found
+                kid = await verifying_kid(self.kid_of, scope, token)
                 verdict = await self.client.check(token, kid=kid)
             except TokenError as error:
                 answer = refusal(None, str(error))

@@ -43,7 +43,6 @@ algorithm) is still refused when that key is blocked.
 
 from __future__ import annotations
 
-import inspect
 from typing import Awaitable, Callable, Dict, NoReturn, Optional, Tuple, Union
 
 from fastapi import HTTPException, Request
@@ -53,7 +52,7 @@ from ._aio import AsyncRevokeClient
 from ._claims import TokenError
 from ._client import RevokeClient
 from ._core import Verdict
-from ._http import PASS, REFUSE, read_authorization, refusal
+from ._http import PASS, REFUSE, read_authorization, refusal, verifying_kid
 
 __all__ = ["RevocationCheck"]
 
@@ -79,10 +78,7 @@ class RevocationCheck:
         token = authorization.token
         assert token is not None
         try:
-            kid: Optional[str] = None
-            if self.kid_of is not None:
-                found = self.kid_of(request, token)
-                kid = await found if inspect.isawaitable(found) else found
+            kid = await verifying_kid(self.kid_of, request, token)
             if isinstance(self.client, AsyncRevokeClient):
                 verdict = await self.client.check(token, kid=kid)
             else:
