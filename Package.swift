@@ -207,7 +207,7 @@ let package = Package(
         .testTarget(
             name: "RevokeServerTests",
             dependencies: [
-                "RevokeServer", "RevokeStore", "RedisTestSupport", "Redis", "RedisSupervisor", "RevokeCore", "ChildProcess", "LoopbackHTTP", "RevokeClient", "RevokeHummingbird", "RevokeSnapshot",
+                "RevokeServer", "RevokeStore", "RedisTestSupport", "Redis", "RedisSupervisor", "RevokeCore", "ChildProcess", "LoopbackHTTP", "RevokeClient", "RevokeHummingbird", "RevokeSnapshot", "RevokeHTTP",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -32,7 +32,12 @@ public enum BearerCredential: Equatable, Sendable {
 
     /// Reads one `Authorization` value.
     public init(_ value: some StringProtocol) {
-        let scalars = Substring(value).unicodeScalars
+        let value = Substring(value)
+        if let bearer = Self.asciiBearer(value) {
+            self = bearer
+            return
+        }
+        let scalars = value.unicodeScalars
         // Whitespace as Python's str.split() sees it in a Latin-1 decoded header, which is the
         // widest reading any common authenticator applies.
         let isSpace: (Unicode.Scalar) -> Bool = { scalar in
@@ -62,6 +67,25 @@ public enum BearerCredential: Equatable, Sendable {
             return
         }
         self = .token(Substring(credential))
+    }
+
+    /// The same reading, byte by byte, of a value that is ASCII and names the `Bearer` scheme
+    /// (nearly every one a verifier or gateway forwards): nil for anything else, which the
+    /// reading by Unicode scalars above takes.
+    private static func asciiBearer(_ value: Substring) -> BearerCredential? {
+        let bytes = value.utf8
+        // Python's str.split() whitespace among ASCII: HT, LF, VT, FF, CR, FS, GS, RS, US, space.
+        let isSpace = { (byte: UInt8) in (0x09...0x0D).contains(byte) || (0x1C...0x20).contains(byte) }
+        guard var start = bytes.firstIndex(where: { !isSpace($0) }) else { return nil }
+        var end = bytes.endIndex
+        while end > start, isSpace(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
+        guard bytes[start..<end].allSatisfy({ $0 < 0x80 }) else { return nil }
+        let schemeEnd = bytes[start..<end].firstIndex(where: isSpace) ?? end
+        guard bytes[start..<schemeEnd].elementsEqual("bearer".utf8, by: { ($0 | 0x20) == $1 }) else { return nil }
+        start = bytes[schemeEnd..<end].firstIndex(where: { !isSpace($0) }) ?? end
+        let credential = bytes[start..<end]
+        guard !credential.isEmpty, credential.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E && $0 != UInt8(ascii: ",") }) else { return .unreadable }
+        return .token(Substring(credential))
     }
 
     /// The bearer token, when there is exactly one.
