@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYENV := .build/pyenv
 PYTHON := $(abspath $(PYENV))/bin/python
 
-.PHONY: deps pydeps benchdeps run test bench soak fuzz build clean
+.PHONY: deps testdeps pydeps benchdeps run test bench soak fuzz build clean
 
 # Installs the system packages revoked and its tests need, only when one is missing.
 deps:
@@ -43,8 +43,20 @@ build: deps
 run: build
 	$(SWIFT) run -c $(CONFIGURATION) --skip-build revoked
 
+# The gateways the recipes in config/gateways are tested with (nginx and Caddy, Debian's
+# packages), installed only when missing.
+testdeps: deps
+	@missing=""; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v caddy >/dev/null 2>&1 || missing="$$missing caddy"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 # The Swift tests, then the Python client's against the revoked just built.
-test: deps pydeps
+test: deps testdeps pydeps
 	$(SWIFT) build --build-tests
 	$(SWIFT) build --product revoked
 	REVOKE_TEST_PYTHON=$(PYTHON) $(SWIFT) test --skip-build

@@ -50,7 +50,8 @@ public func buildApplication(
         redis: redis, keys: KeyLayout(namespace: configuration.namespace), policy: configuration.policy,
         cutoffClaims: configuration.cutoffClaims, eventLogLength: configuration.eventLogLength,
         packedRecords: configuration.packedRecords, replication: configuration.replication, writer: writer, now: now)
-    let verifier = try await TokenVerifier.make(configuration)
+    let metrics = ServerMetrics()
+    let verifier = try await TokenVerifier.make(configuration, now: now, metricsFactory: metrics.factory)
     if !verifier.hasKeys {
         logger.warning("no issuer keys configured (REVOKE_HMAC_SECRET, REVOKE_JWKS_FILE, REVOKE_PUBLIC_KEY_FILE): POST /v1/revoke refuses every token")
     }
@@ -62,7 +63,6 @@ public func buildApplication(
         logger.notice("no REVOKE_AUDIENCE: POST /v1/backchannel-logout refuses every logout token (one issued to any other application would otherwise be accepted)")
     }
     let keyring = APIKeyring(admin: configuration.adminKeys, verifier: configuration.verifierKeys)
-    let metrics = ServerMetrics()
     let snapshots = SnapshotKeeper(
         store: store, falsePositiveRate: configuration.snapshotFalsePositiveRate, maximumAge: .seconds(configuration.snapshotMaximumAge),
         metrics: metrics.snapshot, logger: logger)
@@ -83,6 +83,8 @@ public func buildApplication(
     checks.addRoutes(to: router, keyring: keyring)
     BackChannelLogoutController(store: store, verifier: verifier).addRoutes(to: router)
     IntrospectionController(store: store, verifier: verifier).addRoutes(to: router, keyring: keyring)
+    let forwardAuth = ForwardAuth(store: store, verifier: verifier, keyring: keyring, logger: logger, storeErrors: metrics.storeErrors)
+    forwardAuth.addRoutes(to: router)
     let cache = CacheController(
         snapshots: snapshots, hub: hub, store: store, replays: Replays(store: store.reading(through: replayReader), bytesPerSecond: configuration.replayBytesPerSecond),
         delivery: metrics.delivery)
@@ -97,7 +99,7 @@ public func buildApplication(
     let idleTimeout = TimeAmount.seconds(configuration.idleTimeout)
     let serverName = "revoked"
     let connections = ConnectionCount(limit: configuration.maximumConnections)
-    let directChecks = DirectChecks(controller: checks, keyring: keyring, metrics: metrics, logger: logger, serverName: serverName)
+    let directChecks = DirectChecks(controller: checks, forwardAuth: forwardAuth, keyring: keyring, metrics: metrics, logger: logger, serverName: serverName)
     return Application(
         router: router,
         server: HTTPServerBuilder { responder in

@@ -9,9 +9,11 @@ import RevokeCore
 import RevokeHTTP
 import RevokeStore
 
-/// What a connection needs to answer `POST /v1/check` itself (``CheckChannelHandler``).
+/// What a connection needs to answer `POST /v1/check` and `/v1/forward-auth` itself
+/// (``CheckChannelHandler``).
 struct DirectChecks: Sendable {
     let controller: CheckController
+    let forwardAuth: ForwardAuth
     let keyring: APIKeyring
     let metrics: ServerMetrics
     let logger: Logger
@@ -19,13 +21,16 @@ struct DirectChecks: Sendable {
     let serverName: String
 }
 
-/// Answers `POST /v1/check`, the verifiers' hot path, on the connection's event loop: from the
-/// decoded request to the Redis round trip (a callback on this loop) to the response, without a
-/// task. Every other request goes on to Hummingbird, as does a check that arrives while
-/// Hummingbird still answers one before it. What a check means (key, media type, body, query,
-/// store, errors, metrics) is the same code either way: ``APIKeyring/authorize(_:required:)``,
+/// Answers `POST /v1/check` and `/v1/forward-auth` (any method, any path under it), the
+/// verifiers' and the gateways' hot paths, on the connection's event loop: from the decoded
+/// request to the Redis round trip (a callback on this loop) to the response, without a task
+/// (a forwarded token not verified before is verified in one). Every other request goes on to
+/// Hummingbird, as does one of these that arrives while Hummingbird still answers one before
+/// it. What a check means (key, media type, body, query, store, errors, metrics) is the same
+/// code either way: ``APIKeyring/authorize(_:required:)``,
 /// ``CheckController/query(from:cutoffClaims:)``, ``RevocationStore/check(_:on:completion:)``,
-/// ``APIError/init(answering:logger:counters:)`` and ``ServerMetrics/request(method:route:status:duration:)``.
+/// ``APIError/init(answering:logger:counters:)`` and ``ServerMetrics/request(method:route:status:duration:)``;
+/// what a forwarded request means is ``ForwardAuth/answer(_:on:completion:)``.
 ///
 /// It sits after Hummingbird's connection-state handler, so the idle timeout, the head timeout
 /// and graceful shutdown see its requests as their own. Responses leave in request order: while
@@ -38,8 +43,16 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
-    /// A check this handler answers.
+    /// A request this handler answers.
     private struct Check {
+        enum Kind {
+            case check
+            /// Its header fields, its method (`HEAD` is answered without a body), and its
+            /// metrics route.
+            case forwardAuth(HTTPFields, method: HTTPRequest.Method, route: String)
+        }
+
+        let kind: Kind
         let started: ContinuousClock.Instant
         /// The body so far: the first part itself (most bodies are one), later parts appended.
         var body: ByteBuffer?
@@ -47,6 +60,19 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var refusal: APIError?
         /// `Connection: close`: the connection closes once the response is written.
         let close: Bool
+
+        /// Whether its body is read (a check's is; a forwarded request's is not).
+        var readsBody: Bool {
+            if case .check = kind { true } else { false }
+        }
+
+        /// Its method and its route, as metrics name them.
+        var route: (HTTPRequest.Method, String) {
+            switch kind {
+            case .check: (.post, "/v1/check")
+            case .forwardAuth(_, let method, let route): (method, route)
+            }
+        }
     }
 
     private enum Own {
@@ -91,6 +117,9 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     @discardableResult
     private func take(_ part: HTTPRequestPart, context: ChannelHandlerContext) -> Bool {
         switch (own, part) {
+        case (.reading(let check)?, .body) where !check.readsBody:
+            // A forwarded request's body is not read.
+            return false
         case (.reading(var check)?, .body(var bytes)):
             own = nil
             if check.refusal == nil {
@@ -111,6 +140,15 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return false
         case (nil, .head(let head)) where handedOn == 0 && Self.isCheck(head):
             own = .reading(begin(head))
+            return false
+        case (nil, .head(let head)) where handedOn == 0 && ForwardAuth.serves(path: head.path ?? ""):
+            let path = head.path ?? ""
+            let route = path.utf8.count > ForwardAuth.route.utf8.count && path.utf8.dropFirst(ForwardAuth.route.utf8.count).first == UInt8(ascii: "/")
+                ? ForwardAuth.route + "/**" : ForwardAuth.route
+            own = .reading(
+                Check(
+                    kind: .forwardAuth(head.headerFields, method: head.method, route: route), started: .now, body: nil, refusal: nil,
+                    close: head.headerFields[.connection] == "close"))
             return false
         case (nil, .head):
             handedOn += 1
@@ -139,7 +177,7 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The key and the media type, decided from the head as the route's middleware and
     /// handler decide them.
     private func begin(_ head: HTTPRequest) -> Check {
-        var check = Check(started: .now, body: nil, refusal: nil, close: head.headerFields[.connection] == "close")
+        var check = Check(kind: .check, started: .now, body: nil, refusal: nil, close: head.headerFields[.connection] == "close")
         do {
             _ = try checks.keyring.authorize(head.headerFields, required: .verifier)
             try Request.requireMediaType("application/json", contentType: head.headerFields[.contentType])
@@ -150,6 +188,14 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func answer(_ check: Check, context: ChannelHandlerContext) {
+        if case .forwardAuth(let fields, _, _) = check.kind {
+            let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            checks.forwardAuth.answer(fields, on: context.eventLoop) { answer in
+                let (handler, context) = handler.value
+                handler.respond(to: check, status: answer.status, headers: answer.headers, body: answer.body, context: context)
+            }
+            return
+        }
         if let refusal = check.refusal { return respond(to: check, with: .failure(refusal), context: context) }
         let query: CheckQuery
         do {
@@ -165,32 +211,32 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func respond(to check: Check, with result: Result<CheckVerdict, any Error>, context: ChannelHandlerContext) {
-        let status: HTTPResponse.Status
-        let body: JSONValue
-        var headers = HTTPFields()
         switch result {
         case .success(let verdict):
             checks.controller.checks.increment()
-            status = .ok
-            body = verdict.json
+            respond(to: check, status: .ok, headers: [:], body: verdict.json, context: context)
         case .failure(let error):
             let error = APIError(answering: error, logger: checks.logger, counters: checks.metrics.storeErrors)
-            status = error.status
-            body = error.body
-            headers = error.headers
+            respond(to: check, status: error.status, headers: error.headers, body: error.body, context: context)
         }
-        let bytes = body.serialized()
+    }
+
+    private func respond(to check: Check, status: HTTPResponse.Status, headers: HTTPFields, body: JSONValue?, context: ChannelHandlerContext) {
+        let bytes = body?.serialized() ?? []
         var head = HTTPResponse(status: status)
         head.headerFields.reserveCapacity(4 + headers.count)
-        head.headerFields[.contentType] = "application/json; charset=utf-8"
+        if body != nil { head.headerFields[.contentType] = "application/json; charset=utf-8" }
         head.headerFields[.contentLength] = String(bytes.count)
         head.headerFields.append(contentsOf: headers)
         head.headerFields[.date] = date.now()
         head.headerFields[.server] = checks.serverName
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: bytes))), promise: nil)
+        let (method, route) = check.route
+        if method != .head && !bytes.isEmpty {
+            context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: bytes))), promise: nil)
+        }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        checks.metrics.request(method: "POST", route: "/v1/check", status: Int(status.code), duration: .now - check.started)
+        checks.metrics.request(method: method.rawValue, route: route, status: Int(status.code), duration: .now - check.started)
         own = nil
         if check.close {
             held.removeAll()
@@ -291,3 +337,4 @@ struct HTTPDate {
             + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
     }
 }
+

@@ -31,14 +31,10 @@ struct IntrospectionController: Sendable {
     static let inactive = JSONValue.object(["active": .bool(false)])
 
     func introspect(_ token: String) async throws -> JSONValue {
-        guard let verified = try? await verifier.verifySignature(token) else { return Self.inactive }
-        let now = store.currentTime
+        guard let verified = try? await verifier.verifySignature(token),
+            verified.refusal(at: store.currentTime, policy: store.policy) == nil
+        else { return Self.inactive }
         let payload = verified.payload
-        // The policy's own expiry test (clock skew included, no overflow), as for a token to revoke.
-        if store.policy.lifetime(expiresAt: verified.claims.expiresAtSeconds, now: Double(now)) == .expired { return Self.inactive }
-        if case .number(let notBefore)? = payload["nbf"], notBefore - Double(store.policy.clockSkew) > Double(now) { return Self.inactive }
-        if let jti = verified.claims.jti, (try? validateIdentifier(jti, field: "jti")) == nil { return Self.inactive }
-        if let kid = verified.kid, (try? validateIdentifier(kid, field: "kid")) == nil { return Self.inactive }
         let query = CheckQuery(verified.claims, cutoffClaims: store.cutoffClaims, kid: verified.kid)
         guard try await store.check(query) == .allowed else { return Self.inactive }
         var answer: [String: JSONValue] = ["active": .bool(true)]

@@ -51,6 +51,10 @@ public struct ServerConfiguration: Sendable {
     public var maximumConnections = 16_384
     /// `REVOKE_BODY_TIMEOUT`: seconds a request's body may take to arrive after its head.
     public var bodyTimeout: Int64 = 10
+    /// `REVOKE_VERIFIED_TOKEN_CACHE`: tokens whose signature verified that are remembered (by
+    /// their SHA-256), so that a gateway sending the same token again costs no signature check;
+    /// 0 remembers none.
+    public var verifiedTokenCacheSize = 10_000
     /// `REVOKE_STREAM_BUFFER_BYTES`: unsent bytes a stream may hold before it is closed.
     public var streamBufferBytes = 1 << 20
     /// `REVOKE_IDLE_TIMEOUT`: seconds a connection with no request in progress stays open.
@@ -84,6 +88,7 @@ public struct ServerConfiguration: Sendable {
         "REVOKE_REDIS_CA_FILE", "REVOKE_REDIS_CERT_FILE", "REVOKE_REDIS_KEY_FILE", "REVOKE_REDIS_SENTINEL_PASSWORD",
         "REVOKE_REDIS_MIN_REPLICAS", "REVOKE_REDIS_WAIT_TIMEOUT_MS",
         "REVOKE_MAX_STREAMS_PER_CLIENT", "REVOKE_MAX_CONNECTIONS", "REVOKE_BODY_TIMEOUT", "REVOKE_REPLAY_BYTES_PER_SECOND",
+        "REVOKE_VERIFIED_TOKEN_CACHE",
     ]).union(secretVariables.map { $0 + "_FILE" })
 
     /// The variables that hold secrets. Each may instead be read from a file named by the same
@@ -181,6 +186,7 @@ public struct ServerConfiguration: Sendable {
         if let streams = try integer("REVOKE_MAX_EVENT_STREAMS", 1...1_000_000) { maximumEventStreams = Int(streams) }
         if let bytes = try integer("REVOKE_STREAM_BUFFER_BYTES", 4096...(1 << 30)) { streamBufferBytes = Int(bytes) }
         if let streams = try integer("REVOKE_MAX_STREAMS_PER_CLIENT", 1...1_000_000) { maximumStreamsPerClient = Int(streams) }
+        if let entries = try integer("REVOKE_VERIFIED_TOKEN_CACHE", 0...10_000_000) { verifiedTokenCacheSize = Int(entries) }
         if let connections = try integer("REVOKE_MAX_CONNECTIONS", 1...10_000_000) { maximumConnections = Int(connections) }
         if let seconds = try integer("REVOKE_BODY_TIMEOUT", 1...3600) { bodyTimeout = seconds }
         if let rate = try integer("REVOKE_REPLAY_BYTES_PER_SECOND", 65536...(1 << 34)) { replayBytesPerSecond = Int(rate) }

@@ -9,7 +9,7 @@ import Synchronization
 /// bootstrap, so several instances in one process, as in tests, never share counters).
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
-    private let factory: PrometheusMetricsFactory
+    let factory: PrometheusMetricsFactory
     /// Redis failures answered with 503.
     let storeErrors: StoreErrorCounters
     /// Revocations by logout flows.

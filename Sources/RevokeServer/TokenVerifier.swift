@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import JWTKit
 import RevokeCore
@@ -10,6 +11,9 @@ import RevokeCore
 /// chooses the key itself (by `kid`, or, without one, the only key that accepts the header's
 /// algorithm), refuses any algorithm the key does not accept, and only then lets jwt-kit check
 /// the signature with a collection that holds that one key for that one algorithm.
+///
+/// A token that verified is remembered (``VerifiedTokens``) until its `exp`, so the same token
+/// presented again is not verified again.
 public final class TokenVerifier: Sendable {
     /// Why a token was refused.
     public enum Failure: Error, Equatable {
@@ -35,6 +39,8 @@ public final class TokenVerifier: Sendable {
     private let keys: [IssuerKey]
     private let issuer: String?
     private let audience: String?
+    /// Tokens these keys verified, by their SHA-256.
+    let verifiedTokens: VerifiedTokens
 
     /// Whether any issuer key is configured (without one, every token is refused).
     public var hasKeys: Bool { !keys.isEmpty }
@@ -42,8 +48,15 @@ public final class TokenVerifier: Sendable {
     public var checksAudience: Bool { audience != nil }
 
     /// Loads the keys of a configuration.
+    /// - Parameters:
+    ///   - configuration: The keys, `iss` and `aud`, and how many verified tokens to remember.
+    ///   - now: The current time in Unix seconds (a remembered token is forgotten at its `exp`).
+    ///   - metricsFactory: Where the verified tokens' counters are kept.
     /// - Throws: ``ServerConfiguration/Error`` naming the variable whose key cannot be used.
-    public static func make(_ configuration: ServerConfiguration) async throws(ServerConfiguration.Error) -> TokenVerifier {
+    public static func make(
+        _ configuration: ServerConfiguration, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
+        metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance
+    ) async throws(ServerConfiguration.Error) -> TokenVerifier {
         var keys: [IssuerKey] = []
         if let secret = configuration.hmacSecret {
             let key = HMACKey(from: secret)
@@ -74,13 +87,16 @@ public final class TokenVerifier: Sendable {
                 throw ServerConfiguration.Error(variable: "REVOKE_JWKS_FILE", problem: error.message)
             }
         }
-        return TokenVerifier(keys: keys, issuer: configuration.issuer, audience: configuration.audience)
+        let verifiedTokens = VerifiedTokens(
+            capacity: configuration.verifiedTokenCacheSize, now: { Int64(now().rounded(.down)) }, factory: metricsFactory)
+        return TokenVerifier(keys: keys, issuer: configuration.issuer, audience: configuration.audience, verifiedTokens: verifiedTokens)
     }
 
-    private init(keys: [IssuerKey], issuer: String?, audience: String?) {
+    private init(keys: [IssuerKey], issuer: String?, audience: String?, verifiedTokens: VerifiedTokens) {
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
+        self.verifiedTokens = verifiedTokens
     }
 
     /// A token whose signature verified with an issuer key (and whose `iss` and `aud` match
@@ -109,7 +125,28 @@ public final class TokenVerifier: Sendable {
 
     /// Verifies a compact JWS's signature with the issuer keys (the algorithm pinned by the
     /// key), and `iss` and `aud` when configured. Nothing else about its claims is judged.
+    /// A token these keys verified before and whose `exp` has not passed is not verified again.
     public func verifySignature(_ token: String) async throws(Failure) -> Verified {
+        let key = VerifiedTokens.key(token)
+        if let verified = verifiedTokens.lookup(key) { return verified }
+        return try await verify(token, key: key)
+    }
+
+    /// Verifies a token not remembered (its key is ``VerifiedTokens/key(_:)`` of it), and
+    /// remembers it when it verifies.
+    func verify(_ token: String, key: VerifiedTokens.Key) async throws(Failure) -> Verified {
+        let verified = try await verifyAnew(token)
+        verifiedTokens.insert(key, verified)
+        return verified
+    }
+
+    /// The verification of a token these keys verified before, if it is remembered and its
+    /// `exp` has not passed: no signature check, no suspension.
+    func recentlyVerified(_ key: VerifiedTokens.Key) -> Verified? {
+        verifiedTokens.lookup(key)
+    }
+
+    private func verifyAnew(_ token: String) async throws(Failure) -> Verified {
         let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard parts.count == 3, let headerBytes = Base64URL.decode(parts[0]),
             case .object(let header)? = try? JSONValue(parsing: headerBytes)
@@ -262,6 +299,22 @@ public final class TokenVerifier: Sendable {
             keys.append(IssuerKey(kid: kid, verifiers: verifiers))
         }
         return keys
+    }
+}
+
+extension TokenVerifier.Verified {
+    /// Why a token that verified must still not be accepted at `now`, or nil when it may be:
+    /// past its `exp` or before its `nbf` (each with `REVOKE_CLOCK_SKEW`, the policy's own
+    /// expiry test), or a `jti` or `kid` that no record could name. Whether it is revoked is
+    /// the store's question, asked next.
+    func refusal(at now: Int64, policy: RevocationPolicy) -> String? {
+        if policy.lifetime(expiresAt: claims.expiresAtSeconds, now: Double(now)) == .expired { return "the token has expired" }
+        if case .number(let notBefore)? = payload["nbf"], notBefore - Double(policy.clockSkew) > Double(now) {
+            return "the token is not valid yet (nbf)"
+        }
+        if let jti = claims.jti, (try? validateIdentifier(jti, field: "jti")) == nil { return "the token's jti is not a valid identifier" }
+        if let kid, (try? validateIdentifier(kid, field: "kid")) == nil { return "the token's kid is not a valid identifier" }
+        return nil
     }
 }
 

@@ -122,6 +122,9 @@ struct Revoked: AsyncParsableCommand {
     @Option(name: .long, help: "Bytes the replays of the event log of one client may write a second (REVOKE_REPLAY_BYTES_PER_SECOND, default 1048576).")
     var replayBytesPerSecond: String?
 
+    @Option(name: .long, help: "Tokens whose signature verified that are remembered, so a gateway sending one again costs no signature check; 0 for none (REVOKE_VERIFIED_TOKEN_CACHE, default 10000).")
+    var verifiedTokenCache: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (REVOKE_LOG_LEVEL, default info).")
     var logLevel: String?
 
@@ -142,7 +145,7 @@ struct Revoked: AsyncParsableCommand {
             ("REVOKE_REDIS_SENTINEL_PASSWORD", redisSentinelPassword), ("REVOKE_REDIS_MIN_REPLICAS", redisMinReplicas),
             ("REVOKE_REDIS_WAIT_TIMEOUT_MS", redisWaitTimeoutMs), ("REVOKE_MAX_STREAMS_PER_CLIENT", maxStreamsPerClient),
             ("REVOKE_MAX_CONNECTIONS", maxConnections), ("REVOKE_BODY_TIMEOUT", bodyTimeout),
-            ("REVOKE_REPLAY_BYTES_PER_SECOND", replayBytesPerSecond),
+            ("REVOKE_REPLAY_BYTES_PER_SECOND", replayBytesPerSecond), ("REVOKE_VERIFIED_TOKEN_CACHE", verifiedTokenCache),
         ] {
             if let flag {
                 variables[name] = flag
