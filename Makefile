@@ -78,12 +78,14 @@ bench: benchdeps pydeps
 	@$(PYTHON) -c 'import redis, hiredis' >/dev/null 2>&1 || $(PYTHON) -m pip install -q --disable-pip-version-check 'redis>=5' 'hiredis>=3'
 	$(SWIFT) build -c release --product RedisBenchmark
 	$(SWIFT) build -c release --product HTTPBenchmark
+	$(SWIFT) build -c release --product GatewayBenchmark
 	$(SWIFT) build -c release --product HummingbirdFloor
 	$(SWIFT) build -c release --product ClientBenchmark
 	$(SWIFT) build -c release --product HABenchmark
 	$(SWIFT) build -c release --product revoked
 	$(SWIFT) run -c release --skip-build RedisBenchmark
 	$(SWIFT) run -c release --skip-build HTTPBenchmark
+	$(SWIFT) run -c release --skip-build GatewayBenchmark
 	$(SWIFT) run -c release --skip-build ClientBenchmark
 	$(SWIFT) run -c release --skip-build HABenchmark
 	$(PYTHON) clients/python/bench/bench.py --revoked .build/release/revoked

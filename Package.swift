@@ -246,6 +246,17 @@ let package = Package(
             path: "Benchmarks/HTTPBenchmark",
             swiftSettings: swiftSettings
         ),
+        // `make bench`: /v1/forward-auth against the check, and nginx's auth_request recipe.
+        .executableTarget(
+            name: "GatewayBenchmark",
+            dependencies: [
+                "BenchmarkSupport", "ChildProcess", "LoopbackHTTP", "RedisSupervisor", "RevokeCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            path: "Benchmarks/GatewayBenchmark",
+            swiftSettings: swiftSettings
+        ),
         // Hummingbird alone, for HTTPBenchmark to measure beside revoked.
         .executableTarget(
             name: "HummingbirdFloor",

@@ -289,26 +289,8 @@ struct HTTPBenchmark {
                 try Data("0123456789abcdefghi\n".utf8).write(to: URL(fileURLWithPath: work + "/www/20b.txt"))
                 try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: work + "/www/20b.txt")
                 try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: work)
-                let config = """
-                    worker_processes auto;
-                    daemon off;
-                    pid \(work)/nginx.pid;
-                    error_log \(work)/nginx-error.log;
-                    events { worker_connections 1024; }
-                    http {
-                        access_log off;
-                        client_body_temp_path \(work)/nginx-body;
-                        proxy_temp_path \(work)/nginx-proxy;
-                        fastcgi_temp_path \(work)/nginx-fastcgi;
-                        uwsgi_temp_path \(work)/nginx-uwsgi;
-                        scgi_temp_path \(work)/nginx-scgi;
-                        server {
-                            listen 127.0.0.1:\(nginxPort);
-                            root \(work)/www;
-                        }
-                    }
-
-                    """
+                let config = nginxConfiguration(
+                    directory: work, http: "server {\n    listen 127.0.0.1:\(nginxPort);\n    root \(work)/www;\n}")
                 try Data(config.utf8).write(to: URL(fileURLWithPath: work + "/nginx.conf"))
                 let server = try ChildProcess.spawn(
                     nginx, arguments: ["-c", work + "/nginx.conf", "-p", work], standardError: work + "/nginx-start.log")
