@@ -127,8 +127,9 @@ struct ForwardAuth: Sendable {
     }
 
     /// 200 with `Revoke-Subject` and `Revoke-Jti`, each empty when the token has no such claim:
-    /// always sent, so that a gateway copying them never passes on a value a client supplied
-    /// (nor, as Caddy 2.6 does for a missing one, its own unresolved placeholder). No body:
+    /// always sent, so that a gateway replacing the client's headers with them (nginx, Traefik,
+    /// Envoy) replaces them all, and Caddy 2.6 never passes its own unresolved placeholder (its
+    /// `copy_headers` skips an empty one; the recipe deletes the client's first). No body:
     /// nginx's `auth_request` reads none, and keeps its connection to `revoked` only for an
     /// answer without one.
     private static func allowed(_ claims: TokenClaims) -> Answer {

@@ -135,6 +135,7 @@ public final class TokenVerifier: Sendable {
     /// Verifies a token not remembered (its key is ``VerifiedTokens/key(_:)`` of it), and
     /// remembers it when it verifies.
     func verify(_ token: String, key: VerifiedTokens.Key) async throws(Failure) -> Verified {
+        assert(key == VerifiedTokens.key(token), "a verification remembered under another token's key")
         let verified = try await verifyAnew(token)
         verifiedTokens.insert(key, verified)
         return verified
