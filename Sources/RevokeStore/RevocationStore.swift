@@ -44,6 +44,8 @@ public final class RevocationStore: Sendable {
     let redis: any RedisCommandSender
     /// Where writes go: ``redis`` itself, or a connection of their own when they `WAIT`.
     private let writer: any RedisCommandSender
+    /// Whether ``writer`` is a connection of its own.
+    private let writesApart: Bool
     let now: @Sendable () -> Double
 
     /// - Parameters:
@@ -64,6 +66,7 @@ public final class RevocationStore: Sendable {
     ) {
         self.redis = redis
         self.writer = writer ?? redis
+        self.writesApart = writer != nil
         self.replication = replication
         self.keys = keys
         self.policy = policy
@@ -342,9 +345,13 @@ public final class RevocationStore: Sendable {
 
     // MARK: - Redis itself
 
-    /// Whether Redis answers now (`PING`).
+    /// Whether Redis answers now (`PING`), on the connection of the checks and, when writes have
+    /// one of their own, on that one too: ready means a write would not find it still connecting.
     public func ping() async throws {
-        try await translatingRedisErrors { _ = try await redis.send(RedisCommand("PING")) }
+        try await translatingRedisErrors {
+            _ = try await redis.send(RedisCommand("PING"))
+            if writesApart { _ = try await writer.send(RedisCommand("PING")) }
+        }
     }
 
     /// Redis' `INFO`, as its `name:value` lines by name.
