@@ -66,11 +66,14 @@ public final class RedisConnection: RedisCommandSender {
     /// The channel's event loop, read once (every command asks whether it runs there).
     private let eventLoop: any EventLoop
     private let queue: CommandQueue
+    /// The handler, for callers on its loop to read what Redis still owes (the early write).
+    private let handler: NIOLoopBound<RedisChannelHandler>
     private let commandTimeout: TimeAmount
 
-    private init(channel: any Channel, queue: CommandQueue, commandTimeout: Duration) {
+    private init(channel: any Channel, handler: NIOLoopBound<RedisChannelHandler>, queue: CommandQueue, commandTimeout: Duration) {
         self.channel = channel
         self.eventLoop = channel.eventLoop
+        self.handler = handler
         self.queue = queue
         self.commandTimeout = TimeAmount(commandTimeout)
     }
@@ -95,6 +98,7 @@ public final class RedisConnection: RedisCommandSender {
         if tlsContext == nil, let tls = configuration.tls { tlsContext = try RedisTLSContext(tls) }
         let queue = CommandQueue()
         let channel: any Channel
+        let handler: NIOLoopBound<RedisChannelHandler>
         // SNI and the certificate check use the host name; an IP address is checked against the
         // certificate's IP SANs by the address connected to.
         let serverHostname = RedisTLSContext.isIPAddress(configuration.host) ? nil : configuration.host
@@ -114,10 +118,13 @@ public final class RedisConnection: RedisCommandSender {
                 }
                 .connect(host: configuration.host, port: configuration.port)
                 .get()
+            handler = try await channel.eventLoop.submit {
+                NIOLoopBound(try channel.pipeline.syncOperations.handler(type: RedisChannelHandler.self), eventLoop: channel.eventLoop)
+            }.get()
         } catch {
             throw RedisError(.connectionFailed, "could not connect to \(configuration)", underlying: error)
         }
-        let connection = RedisConnection(channel: channel, queue: queue, commandTimeout: configuration.commandTimeout)
+        let connection = RedisConnection(channel: channel, handler: handler, queue: queue, commandTimeout: configuration.commandTimeout)
         do {
             try await connection.handshake(configuration)
         } catch {
@@ -214,10 +221,10 @@ public final class RedisConnection: RedisCommandSender {
         switch outcome {
         case .queued(let pending):
             // A caller on the event loop holds it: the write scheduled behind it waits for every
-            // caller queued there. Once as many commands are pending as Redis has yet to answer,
-            // they go out now, so Redis works on them while the event loop runs the others. (From
-            // an idle Redis the writes grow by doubling.)
-            if pending >= queue.unanswered.load(ordering: .relaxed) && eventLoop.inEventLoop { Self.flush(queue, channel) }
+            // caller queued there (the rule: ``RedisConnectionStateMachine/writesEarly(pending:unanswered:)``).
+            if eventLoop.inEventLoop && RedisConnectionStateMachine.writesEarly(pending: pending, unanswered: handler.value.unanswered) {
+                Self.flush(queue, channel)
+            }
         case .failed(let error):
             // A callback runs on the connection's loop, even to hear that it failed at once.
             if case .callback = waiter.caller {
@@ -324,39 +331,62 @@ struct ReplyWaiter: Sendable {
         deadline = now + timeout
     }
 
-    /// Takes one reply; true when it has all it waits for (and, unless abandoned, its caller
-    /// was answered).
-    mutating func take(_ reply: RedisValue) -> Bool {
+    /// A caller's answer, to give it (``resume()``) once the state that answered it is final.
+    struct Answer {
+        let caller: Caller
+        /// The last reply (a single command's).
+        let reply: RedisValue
+        /// Every reply, in order (a batch's, a callback's).
+        let replies: [RedisValue]
+
+        func resume() {
+            switch caller {
+            case .single(let continuation): continuation.resume(returning: reply)
+            case .batch(let continuation): continuation.resume(returning: replies)
+            case .callback(let body): body(.success(replies))
+            }
+        }
+    }
+
+    enum Taken {
+        /// More replies are to come.
+        case waiting
+        /// It has all it waited for: its caller's answer, nil when it was abandoned.
+        case done(Answer?)
+    }
+
+    /// Takes one reply.
+    mutating func take(_ reply: RedisValue) -> Taken {
         expected -= 1
         switch caller {
         case .batch?, .callback?: received.append(reply)
         case .single?, nil: break
         }
-        guard expected == 0 else { return false }
-        // Taken out first: a callback may send again at once, and must find this waiter answered.
-        switch caller.take() {
-        case .single(let continuation)?: continuation.resume(returning: reply)
-        case .batch(let continuation)?: continuation.resume(returning: received)
-        case .callback(let body)?: body(.success(received))
-        case nil: break
-        }
-        return true
+        guard expected == 0 else { return .waiting }
+        return .done(caller.take().map { Answer(caller: $0, reply: reply, replies: received) })
     }
 
-    /// Tells its caller it took too long, and waits `grace` more for its replies.
-    mutating func abandon(_ error: RedisError, grace: TimeAmount) {
-        fail(error)
+    /// Gives up its caller (returned, to be told it took too long) and waits `grace` from `now`
+    /// for its replies.
+    mutating func abandon(at now: NIODeadline, grace: TimeAmount) -> Caller? {
         received = []
-        deadline = .now() + grace
+        deadline = now + grace
+        return caller.take()
     }
 
     /// Fails its caller (if it still has one).
     mutating func fail(_ error: RedisError) {
-        switch caller.take() {
-        case .single(let continuation)?: continuation.resume(throwing: error)
-        case .batch(let continuation)?: continuation.resume(throwing: error)
-        case .callback(let body)?: body(.failure(error))
-        case nil: break
+        caller.take()?.fail(error)
+    }
+}
+
+extension ReplyWaiter.Caller {
+    /// Resumes the caller with `error`.
+    func fail(_ error: RedisError) {
+        switch self {
+        case .single(let continuation): continuation.resume(throwing: error)
+        case .batch(let continuation): continuation.resume(throwing: error)
+        case .callback(let body): body(.failure(error))
         }
     }
 }
@@ -377,9 +407,6 @@ final class CommandQueue: Sendable {
     }
 
     let state = Mutex(State())
-    /// Commands written whose replies have not arrived yet (set on the event loop; replies read
-    /// but not yet handed out do not count: Redis is done with them).
-    let unanswered = Atomic(0)
 
     enum Taken {
         case write(PendingWrite)
@@ -438,8 +465,9 @@ struct PendingWrite: Sendable {
     var earliestDeadline: NIODeadline
 }
 
-/// Lives in the channel pipeline: writes pending commands, decodes replies with hiredis and
-/// resumes their callers in order, and enforces each command's timeout.
+/// Lives in the channel pipeline and performs what ``RedisConnectionStateMachine`` decides:
+/// writes pending commands, decodes replies with hiredis and answers their callers in order,
+/// keeps the one timer, and closes the channel.
 final class RedisChannelHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = PendingWrite
@@ -448,47 +476,36 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private let queue: CommandQueue
     private let reader: HiredisReader
     private let onPush: (@Sendable (RedisValue) -> Void)?
-    private var inFlight = CircularBuffer<ReplyWaiter>(initialCapacity: 64)
-    /// Commands written whose replies have not arrived (``CommandQueue/unanswered`` is its copy
-    /// for callers).
-    private var unanswered = 0
-    /// One timer, set for the earliest deadline in flight (re-armed sooner when a command with
-    /// an earlier deadline is written behind a later one, such as an `XREAD`'s).
+    private var machine: RedisConnectionStateMachine
+    /// Set for ``RedisConnectionStateMachine/timerDeadline``.
     private var timer: Scheduled<Void>?
-    private var timerDeadline: NIODeadline?
-    private var failed = false
-    /// How long a command that timed out may still go unanswered before the connection counts
-    /// as dead: the connection's command timeout, or the command's own if longer.
-    private let grace: TimeAmount
+
+    /// Commands written whose replies have not arrived (read on this loop by callers deciding
+    /// whether to write early).
+    var unanswered: Int { machine.unanswered }
 
     init(queue: CommandQueue, grace: TimeAmount, onPush: (@Sendable (RedisValue) -> Void)? = nil) throws {
         self.queue = queue
-        self.grace = grace
+        self.machine = RedisConnectionStateMachine(grace: grace)
         self.onPush = onPush
         self.reader = try HiredisReader()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let pending = unwrapOutboundIn(data)
-        if failed {
-            let error = RedisError(.connectionClosed, "the connection to Redis is closed")
-            for var waiter in pending.waiters { waiter.fail(error) }
+        switch machine.write(unwrapOutboundIn(data)) {
+        case .write(let bytes, let deadline):
+            if let deadline { setTimer(for: deadline, context: context) }
+            context.write(wrapOutboundOut(bytes), promise: promise)
+        case .fail(let waiters, let error):
+            for var waiter in waiters { waiter.fail(error) }
             promise?.fail(error)
-            return
         }
-        // By index: each waiter is copied once, into the list.
-        for index in pending.waiters.indices { inFlight.append(pending.waiters[index]) }
-        unanswered += pending.commands
-        queue.unanswered.store(unanswered, ordering: .relaxed)
-        context.write(wrapOutboundOut(pending.bytes), promise: promise)
-        if !pending.waiters.isEmpty { armTimer(at: pending.earliestDeadline, context: context) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
-        // Every reply this read completes is decoded before any is handed out, so that callers
-        // answered here that send again at once (callbacks) compare what they have pending
-        // with what Redis still has to answer, not with replies already here.
+        // Every reply this read completes is decoded before any is handed out (see
+        // ``RedisConnectionStateMachine/repliesArrived(_:)``).
         var failure: RedisError?
         var arrived: [RedisValue] = []
         do {
@@ -499,36 +516,23 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         } catch {
             failure = RedisError(.protocolError, "could not read a reply", underlying: error)
         }
-        // (A subscribed connection's messages answer no command.)
-        unanswered = max(0, unanswered - arrived.count)
-        queue.unanswered.store(unanswered, ordering: .relaxed)
-        do {
-            // A caller answered here may close the connection: the rest then have no one to go to.
-            for reply in arrived where !failed { try deliver(reply) }
-        } catch {
-            failure = error
+        machine.repliesArrived(arrived.count)
+        // A caller answered here may close the connection: the rest then have no one to go to.
+        replies: for reply in arrived where machine.isOpen {
+            switch machine.reply(reply, takesPushes: onPush != nil) {
+            case .answer(let answer): answer.resume()
+            case .none: break
+            case .push(let value): onPush?(value)
+            case .close(let error):
+                failure = error
+                break replies
+            }
         }
         if let failure { fail(context: context, with: failure) }
     }
 
-    private func deliver(_ reply: RedisValue) throws(RedisError) {
-        guard !inFlight.isEmpty else {
-            // A subscribed connection receives messages nobody asked for; elsewhere that is a fault.
-            guard let onPush else { throw RedisError(.protocolError, "Redis sent a reply nobody was waiting for") }
-            onPush(reply)
-            return
-        }
-        // Taken out and put back rather than changed through the subscript: `CircularBuffer`'s
-        // subscript copies the element out and back, so a batch's array of replies would be
-        // shared during the append and copied whole for every reply (quadratic in the batch).
-        var head = inFlight.removeFirst()
-        if !head.take(reply) { inFlight.prepend(head) }
-    }
-
-    private func armTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
-        if let timerDeadline, timerDeadline <= deadline { return }
+    private func setTimer(for deadline: NIODeadline, context: ChannelHandlerContext) {
         timer?.cancel()
-        timerDeadline = deadline
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         timer = context.eventLoop.scheduleTask(deadline: deadline) {
             let (handler, context) = loopBound.value
@@ -536,24 +540,18 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Fails each command past its deadline (the others wait on); closes the connection when
-    /// one already failed is still unanswered a timeout later: Redis stopped answering.
     private func timerFired(context: ChannelHandlerContext) {
         timer = nil
-        timerDeadline = nil
-        let now = NIODeadline.now()
-        var next: NIODeadline?
-        for index in inFlight.indices {
-            if inFlight[index].deadline <= now {
-                if inFlight[index].isAbandoned {
-                    fail(context: context, with: RedisError(.timeout, "Redis stopped answering; the connection is closed"))
-                    return
-                }
-                inFlight[index].abandon(RedisError(.timeout, "Redis did not answer in time"), grace: max(grace, inFlight[index].timeout))
-            }
-            next = min(next ?? inFlight[index].deadline, inFlight[index].deadline)
+        let timedOut = RedisError(.timeout, "Redis did not answer in time")
+        switch machine.timerFired(now: .now()) {
+        case .timeOut(let callers, let next):
+            // Set before the callers hear: one that sends again at once may need it sooner.
+            if let next { setTimer(for: next, context: context) }
+            for caller in callers { caller.fail(timedOut) }
+        case .close(let callers, let error):
+            for caller in callers { caller.fail(timedOut) }
+            fail(context: context, with: error)
         }
-        if let next { armTimer(at: next, context: context) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -576,15 +574,10 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     /// Fails every caller still waiting, written or not, and refuses new commands.
     private func failAll(_ error: RedisError) {
-        failed = true
         timer?.cancel()
         timer = nil
-        timerDeadline = nil
+        let written = machine.closed(error)
         let unwritten = queue.close(with: error)
-        let written = inFlight
-        inFlight.removeAll()
-        unanswered = 0
-        queue.unanswered.store(0, ordering: .relaxed)
         for var waiter in written { waiter.fail(error) }
         for var waiter in unwritten { waiter.fail(error) }
     }
