@@ -59,7 +59,8 @@ extension APIError {
         self = switch status {
         case .notFound: .notFound()
         case .methodNotAllowed: APIError(status, code: "method_not_allowed", message: "method not allowed on this path")
-        case .contentTooLarge: APIError(status, code: "payload_too_large", message: "the body is larger than 64 KiB")
+        case .contentTooLarge:
+            APIError(status, code: "payload_too_large", message: "the body is larger than \(Limits.maximumBodyBytes / 1024) KiB")
         case .unsupportedMediaType:
             APIError(status, code: "unsupported_media_type", message: "the body must be application/json")
         case .unauthorized: APIError(status, code: "unauthorized", message: message)

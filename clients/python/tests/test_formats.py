@@ -155,3 +155,18 @@ def test_the_event_stream_reader_takes_any_bytes(chunks: List[bytes]) -> None:
     for chunk in chunks:
         for message in parser.feed(chunk):
             assert isinstance(message, (Comment, Event, Oversized))
+
+
+def test_backoff_doubles_with_jitter_up_to_its_maximum() -> None:
+    from revoke_client._core import Backoff
+
+    backoff = Backoff(0.05, 2.0)
+    steps = [0.05 * 2**n for n in range(6)] + [2.0] * 4
+    waits = [backoff.next() for _ in steps]
+    # Each wait is half to all of its step: a fleet does not come back in lockstep.
+    assert all(step / 2 <= wait <= step for wait, step in zip(waits, steps)), waits
+    assert len({round(w / s, 6) for w, s in zip(waits, steps)}) > 1, "no jitter"
+    backoff.reset()
+    assert 0.025 <= backoff.next() <= 0.05
+    exact = Backoff(0.1, 0.3, jitter=0)
+    assert [exact.next() for _ in range(4)] == [0.1, 0.2, 0.3, 0.3]

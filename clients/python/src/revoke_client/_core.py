@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -130,17 +131,20 @@ def error_from_response(status: int, text: str, what: str) -> ServerError:
 
 
 class Backoff:
-    """Waits that double from ``initial`` up to ``maximum``."""
+    """Waits that double from ``initial`` up to ``maximum``, with jitter so that a fleet that lost
+    the same server does not come back in lockstep: each wait is between ``1 - jitter`` and 1
+    times the current step (the Swift side's ``Backoff``, the same way)."""
 
-    def __init__(self, initial: float, maximum: float) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self._next = initial
+    def __init__(self, initial: float, maximum: float, jitter: float = 0.5) -> None:
+        self.initial = max(initial, 0.001)
+        self.maximum = max(maximum, self.initial)
+        self.jitter = min(max(jitter, 0.0), 1.0)
+        self._next = self.initial
 
     def next(self) -> float:
-        wait = self._next
+        step = self._next
         self._next = min(self._next * 2, self.maximum)
-        return wait
+        return step if self.jitter == 0 else step * random.uniform(1 - self.jitter, 1)
 
     def reset(self) -> None:
         self._next = self.initial
