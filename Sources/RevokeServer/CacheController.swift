@@ -42,6 +42,10 @@ struct CacheController: Sendable {
                 }
                 since = cursor
             }
+            // Without since, the stream starts where the log is as the request arrives: a change
+            // acknowledged before it is not on it, even one the hub has not read yet.
+            let start: EventCursor
+            if let since { start = since } else { start = try await store.lastEventCursor() }
             let channel = context.channel
             // The kernel would otherwise buffer megabytes for a reader that does not read (its
             // send buffer grows by itself), out of sight of the stream's bound: keep it small, so
@@ -53,7 +57,7 @@ struct CacheController: Sendable {
                 let follower = EventHub.Follower(
                     name: context.actor ?? request.headers[.userAgent] ?? "-", address: Self.describe(channel.remoteAddress),
                     client: context.actor.map { "\($0)@\(ip)" } ?? ip, connectedAt: store.currentTime)
-                subscription = try hub.subscribe(since: since, follower: follower) { channel.close(promise: nil) }
+                subscription = try hub.subscribe(since: start, follower: follower) { channel.close(promise: nil) }
             } catch EventHub.SubscribeError.unavailable {
                 throw APIError.storeUnavailable("the event log cannot be read right now")
             } catch EventHub.SubscribeError.clientLimit {

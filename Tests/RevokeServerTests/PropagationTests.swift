@@ -27,6 +27,30 @@ import Glibc
         try await RawHTTP.revoke(port: port, jti: jti, key: key)
     }
 
+    /// Without `since`, a stream starts where the log is as the request arrives: changes
+    /// acknowledged before it are not on it, even those the hub has not read yet. (2,000 changes
+    /// appended at once, as another instance writes them, just before the stream is opened: the
+    /// hub reads them a moment later.)
+    @Test func withoutSinceAStreamStartsWhereTheLogIsWhenTheRequestArrives() async throws {
+        try await withRevoked { (client, redis, _) async throws in
+            let port = try #require(client.port)
+            _ = try await OpenStream.live(port: port, path: "/v1/events")
+            let burst = """
+                for i = 1, tonumber(ARGV[1]) do
+                  redis.call('XADD', KEYS[1], '*', 'type', 'revocation', 'data',
+                    cjson.encode({jti = 'before-' .. i, expires_at = cjson.null, revoked_at = tonumber(ARGV[2]), reason = cjson.null}))
+                end
+                return redis.call('XLEN', KEYS[1])
+                """
+            _ = try await redis.send(RedisCommand("EVAL", burst, "1", "revoke:events", "2000", "\(Int(Date().timeIntervalSince1970))"))
+            let stream = try await OpenStream.open(port: port, path: "/v1/events")
+            try await stream.read { $0.contains(": heartbeat") }
+            try await revoke(port, "after-the-request")
+            let text = try await stream.read { $0.contains("after-the-request") }
+            #expect(OpenStream.jtis(in: text) == ["after-the-request"], "\(OpenStream.jtis(in: text).prefix(5))")
+        }
+    }
+
     /// A `revoked` frozen while another writes and trims the log past its position sends
     /// nothing past the gap when it wakes: its stream ends, and resuming from what it sent
     /// answers 410.
