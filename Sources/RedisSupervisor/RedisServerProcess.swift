@@ -6,6 +6,7 @@ import Darwin
 import ChildProcess
 import Foundation
 import Redis
+import Synchronization
 
 /// A `redis-server` process this program started and owns: the embedded store of `revoked`
 /// and the private server of every test that needs Redis.
@@ -262,8 +263,34 @@ public final class RedisServerProcess: Sendable {
         return (0..<32).map { _ in String(UInt8.random(in: 0...15, using: &generator), radix: 16) }.joined()
     }
 
-    /// Asks the kernel for a free port on 127.0.0.1.
+    /// Ports handed out by this process, never handed out again: two callers at once must not
+    /// get the same free port before either listens on it.
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    /// A free port on 127.0.0.1 for a server to listen on, below the kernel's ephemeral range
+    /// (`ip_local_port_range`): a port the kernel picked from that range is free only until an
+    /// outgoing connection takes it as its own, which a busy test run does within moments
+    /// ("Address already in use" when the server starts). Random in 10000 up to that range,
+    /// checked by binding it; the kernel's pick only when no such port is found.
     public static func freeLoopbackPort() throws -> Int {
+        let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } } ?? 32768
+        if ephemeralStart > 10_001 {
+            for _ in 0..<200 {
+                let port = Int.random(in: 10_000..<ephemeralStart)
+                let claimed = handedOut.withLock { $0.insert(port).inserted }
+                guard claimed else { continue }
+                if (try? bindLoopback(port: port)) != nil { return port }
+            }
+        }
+        let port = try bindLoopback(port: 0)
+        handedOut.withLock { _ = $0.insert(port) }
+        return port
+    }
+
+    /// Binds a socket to 127.0.0.1:`port` (0: the kernel picks), with `SO_REUSEADDR` as servers
+    /// bind, and returns the port it got; the socket is closed again.
+    private static func bindLoopback(port: Int) throws -> Int {
         #if canImport(Glibc)
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -271,9 +298,11 @@ public final class RedisServerProcess: Sendable {
         #endif
         guard descriptor >= 0 else { throw StartError(description: "socket() failed: errno \(errno)") }
         defer { close(descriptor) }
+        var reuse: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = UInt16(port).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
@@ -281,7 +310,7 @@ public final class RedisServerProcess: Sendable {
                 bind(descriptor, socketAddress, length) == 0 && getsockname(descriptor, socketAddress, &length) == 0
             }
         }
-        guard bound else { throw StartError(description: "could not find a free port: errno \(errno)") }
+        guard bound else { throw StartError(description: "could not bind 127.0.0.1:\(port): errno \(errno)") }
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }

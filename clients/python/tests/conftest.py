@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -25,10 +26,36 @@ VERIFIER_KEY = "verifier-key-python-tests"
 T = TypeVar("T")
 
 
+_HANDED_OUT: set = set()
+
+
 def free_port() -> int:
+    """A free port on 127.0.0.1 for a server to listen on, below the kernel's ephemeral range: a
+    port the kernel picks from that range is free only until an outgoing connection takes it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            ephemeral_start = int(ranges.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_start = 32768
+    for _ in range(200):
+        if ephemeral_start <= 10001:
+            break
+        port = random.randrange(10000, ephemeral_start)
+        if port in _HANDED_OUT:
+            continue
+        _HANDED_OUT.add(port)
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        port = int(sock.getsockname()[1])
+        _HANDED_OUT.add(port)
+        return port
 
 
 def eventually(what: str, probe: Callable[[], Optional[T]], limit: float = 30.0) -> T:
