@@ -76,23 +76,26 @@ public func buildApplication(
     // Metrics outside the error middleware, so they see the status every error becomes.
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: APIErrorMiddleware(storeErrors: metrics.storeErrors))
-    metrics.addRoutes(to: router)
-    HealthController(store: store).addRoutes(to: router)
-    LogoutController(store: store, verifier: verifier, revocations: metrics.logoutRevocations).addRoutes(to: router)
-    let checks = CheckController(store: store, checks: metrics.checks)
-    checks.addRoutes(to: router, keyring: keyring)
-    BackChannelLogoutController(store: store, verifier: verifier).addRoutes(to: router)
-    IntrospectionController(store: store, verifier: verifier).addRoutes(to: router, keyring: keyring)
+    // Who may call what, decided here and nowhere else: each route is added to the group of its role.
+    let routes = RouteGroups(router: router, keyring: keyring)
+    metrics.addRoutes(to: routes.open)
+    HealthController(store: store).addRoutes(to: routes.open)
+    LogoutController(store: store, verifier: verifier, revocations: metrics.logoutRevocations).addRoutes(to: routes.open)
+    BackChannelLogoutController(store: store, verifier: verifier).addRoutes(to: routes.open)
+    // These two authenticate their callers themselves, each as its kind of caller does: OAuth
+    // client credentials (or a key as Bearer), and a gateway's Revoke-Key.
+    IntrospectionController(store: store, verifier: verifier).addRoutes(to: routes.open, keyring: keyring)
     let forwardAuth = ForwardAuth(store: store, verifier: verifier, keyring: keyring, logger: logger, storeErrors: metrics.storeErrors)
-    forwardAuth.addRoutes(to: router)
-    let cache = CacheController(
+    forwardAuth.addRoutes(to: routes.open)
+    let checks = CheckController(store: store, checks: metrics.checks)
+    checks.addRoutes(verifier: routes.verifier)
+    CacheController(
         snapshots: snapshots, hub: hub, store: store, replays: Replays(store: store.reading(through: replayReader), bytesPerSecond: configuration.replayBytesPerSecond),
-        delivery: metrics.delivery)
-    cache.addRoutes(to: router, keyring: keyring)
-    cache.addStatusRoutes(to: router, keyring: keyring)
-    StatusController(store: store, snapshots: snapshots, namespace: configuration.namespace).addRoutes(to: router, keyring: keyring)
+        delivery: metrics.delivery
+    ).addRoutes(verifier: routes.verifier)
     RecordsController(store: store, revocations: metrics.adminRevocations, cutoffs: metrics.cutoffs, keyBlocks: metrics.keyBlocks)
-        .addRoutes(to: router, keyring: keyring)
+        .addRoutes(verifier: routes.verifier, admin: routes.admin)
+    StatusController(store: store, snapshots: snapshots, hub: hub, namespace: configuration.namespace).addRoutes(admin: routes.admin)
     // Last: every path answers the methods it does not serve with 405 and Allow.
     router.refuseUnservedMethods()
 

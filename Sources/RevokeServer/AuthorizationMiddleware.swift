@@ -3,6 +3,28 @@ import HTTPTypes
 import Hummingbird
 import RevokeHTTP
 
+/// Who may call what: the one authorization matrix. `buildApplication` makes these groups once,
+/// and every controller adds each of its routes to the group of the role it needs; no controller
+/// decides a role itself. docs/openapi.yaml tags each operation with its role, and
+/// test_authorization.py calls every operation without a key, with a verifier key and with an
+/// admin key to see that the server agrees.
+struct RouteGroups {
+    /// Anyone: health, readiness, metrics, and the endpoints whose caller proves itself by what
+    /// it sends (a token to revoke, a logout token) or authenticates as its kind of caller does
+    /// (introspection's OAuth client credentials, forward authentication's `Revoke-Key`).
+    let open: RouterGroup<RevokeRequestContext>
+    /// A verifier or admin key as `Authorization: Bearer`; open when no verifier key is configured.
+    let verifier: RouterGroup<RevokeRequestContext>
+    /// An admin key.
+    let admin: RouterGroup<RevokeRequestContext>
+
+    init(router: Router<RevokeRequestContext>, keyring: APIKeyring) {
+        open = router.group()
+        verifier = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .verifier))
+        admin = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .admin))
+    }
+}
+
 /// Lets a request through only with an API key of the required role (verifier routes are open
 /// when no verifier key is configured), and records the key's name as the request's actor.
 struct AuthorizationMiddleware: RouterMiddleware {

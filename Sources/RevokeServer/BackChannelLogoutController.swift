@@ -22,8 +22,8 @@ struct BackChannelLogoutController: Sendable {
     let store: RevocationStore
     let verifier: TokenVerifier
 
-    func addRoutes(to router: Router<RevokeRequestContext>) {
-        router.post("/v1/backchannel-logout") { request, context -> Response in
+    func addRoutes(to open: some RouterMethods<RevokeRequestContext>) {
+        open.post("/v1/backchannel-logout") { request, context -> Response in
             var request = request
             let token = try await request.formField("logout_token", context: context)
             guard verifier.checksAudience else {

@@ -21,8 +21,7 @@ struct CacheController: Sendable {
     /// `revoke_event_delivery_seconds`: per write to a stream, the age of its oldest event.
     let delivery: DeliveryTimes
 
-    func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
-        let group = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .verifier))
+    func addRoutes(verifier group: some RouterMethods<RevokeRequestContext>) {
         group.get("/v1/snapshot") { _, _ -> Response in
             let built = try await snapshots.snapshot()
             return Response(
@@ -136,20 +135,6 @@ struct CacheController: Sendable {
     static func describe(_ address: SocketAddress?) -> String {
         guard let address, let ip = address.ipAddress, let port = address.port else { return "-" }
         return RedisAddress(host: ip, port: port).description
-    }
-
-    /// `GET /v1/verifiers` (admin): who follows the events, and how far behind each is.
-    func addStatusRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
-        router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .admin)).get("/v1/verifiers") { _, _ -> Response in
-            let streams: [JSONValue] = hub.streams(now: Date().timeIntervalSince1970).map { stream in
-                .object([
-                    "name": .string(stream.follower.name), "address": .string(stream.follower.address),
-                    "connected_at": .number(Double(stream.follower.connectedAt)), "position": .string(stream.position.description),
-                    "lag_events": .number(Double(stream.lagEvents)), "lag_seconds": .number((stream.lagSeconds * 1000).rounded() / 1000),
-                ])
-            }
-            return jsonResponse(.object(["streams": .array(streams)]))
-        }
     }
 
     /// Writes the events in `(since, replayThrough]` from the log, a page at a time so a replay

@@ -9,8 +9,7 @@ struct CheckController: Sendable {
     let store: RevocationStore
     let checks: Counter
 
-    func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
-        let group = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .verifier))
+    func addRoutes(verifier group: some RouterMethods<RevokeRequestContext>) {
         group.post("/v1/check") { request, context -> Response in
             var request = request
             let query = try Self.query(from: try await request.jsonObject(context: context), cutoffClaims: store.cutoffClaims)

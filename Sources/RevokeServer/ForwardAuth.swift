@@ -182,11 +182,11 @@ struct ForwardAuth: Sendable {
 
     /// The routes, for a forwarded request that ``CheckChannelHandler`` handed on (one
     /// pipelined behind a request the router answers). Every method, as the handler serves it.
-    func addRoutes(to router: Router<RevokeRequestContext>) {
+    func addRoutes(to open: some RouterMethods<RevokeRequestContext>) {
         let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options, .trace, HTTPRequest.Method("QUERY")!]
         for path in [Self.route, Self.route + "/**"] {
             for method in methods {
-                router.on(RouterPath(path), method: method) { request, context -> Response in
+                open.on(RouterPath(path), method: method) { request, context -> Response in
                     let promise = context.channel.eventLoop.makePromise(of: Answer.self)
                     answer(request.headers, on: context.channel.eventLoop) { promise.succeed($0) }
                     var response = try await promise.futureResult.get().response

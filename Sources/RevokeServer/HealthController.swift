@@ -10,9 +10,9 @@ struct HealthController: Sendable {
         var status: String
     }
 
-    func addRoutes(to router: Router<RevokeRequestContext>) {
-        router.get("/healthz") { _, _ in Status(status: "ok") }
-        router.get("/readyz") { _, _ in
+    func addRoutes(to open: some RouterMethods<RevokeRequestContext>) {
+        open.get("/healthz") { _, _ in Status(status: "ok") }
+        open.get("/readyz") { _, _ in
             do {
                 try await store.ping()
                 return Status(status: "ready")

@@ -14,8 +14,8 @@ struct IntrospectionController: Sendable {
     let store: RevocationStore
     let verifier: TokenVerifier
 
-    func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
-        router.post("/oauth2/introspect") { request, context -> Response in
+    func addRoutes(to open: some RouterMethods<RevokeRequestContext>, keyring: APIKeyring) {
+        open.post("/oauth2/introspect") { request, context -> Response in
             var request = request
             let form = try await request.form(context: context)
             // A resource server authenticates as an OAuth client (RFC 7662 section 2.1), or

@@ -14,8 +14,8 @@ struct LogoutController: Sendable {
     let verifier: TokenVerifier
     let revocations: Counter
 
-    func addRoutes(to router: Router<RevokeRequestContext>) {
-        router.post("/v1/revoke") { request, context -> Response in
+    func addRoutes(to open: some RouterMethods<RevokeRequestContext>) {
+        open.post("/v1/revoke") { request, context -> Response in
             var request = request
             let body = try await request.collectBody(upTo: context.maxUploadSize)
             if body.readableBytes == 0 {
@@ -56,7 +56,7 @@ struct LogoutController: Sendable {
             return try await answer(for: token, logger: context.logger)
         }
 
-        router.post("/oauth2/revoke") { request, context -> Response in
+        open.post("/oauth2/revoke") { request, context -> Response in
             var request = request
             let token = try await request.formField("token", context: context)
             do {

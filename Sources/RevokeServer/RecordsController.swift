@@ -13,9 +13,7 @@ struct RecordsController: Sendable {
     let cutoffs: Counter
     let keyBlocks: Counter
 
-    func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
-        let read = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .verifier))
-        let admin = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .admin))
+    func addRoutes(verifier read: some RouterMethods<RevokeRequestContext>, admin: some RouterMethods<RevokeRequestContext>) {
 
         Self.addRecordRoutes(
             read: read, admin: admin, path: "/v1/revocations", parameter: "jti", action: "unrevoke",
@@ -118,7 +116,7 @@ struct RecordsController: Sendable {
     /// `GET path/:parameter` (verifier: the record, or 404) and `DELETE path/:parameter` (admin:
     /// 204, or 404; `?reason=` goes to the audit) of a record named by one path parameter.
     private static func addRecordRoutes<Record: Encodable & Sendable>(
-        read: RouterGroup<RevokeRequestContext>, admin: RouterGroup<RevokeRequestContext>, path: String, parameter: String,
+        read: some RouterMethods<RevokeRequestContext>, admin: some RouterMethods<RevokeRequestContext>, path: String, parameter: String,
         action: String, missing: @escaping @Sendable (String) -> String,
         find: @escaping @Sendable (String) async throws -> Record?,
         remove: @escaping @Sendable (String, String?, String?) async throws -> Bool

@@ -77,8 +77,8 @@ final class ServerMetrics: Sendable {
         timer.record(duration: duration)
     }
 
-    func addRoutes(to router: Router<RevokeRequestContext>) {
-        router.get("/metrics") { _, _ -> Response in
+    func addRoutes(to open: some RouterMethods<RevokeRequestContext>) {
+        open.get("/metrics") { _, _ -> Response in
             var buffer: [UInt8] = []
             self.registry.emit(into: &buffer)
             return Response(

@@ -4,16 +4,27 @@ import RevokeCore
 import RevokeHTTP
 import RevokeStore
 
-/// `GET /v1/status` (role admin): what an operator asks first. Is Redis there and persisting,
-/// and how much is revoked. The counts come from the state the snapshot is served from (kept in
-/// step with the event log), as of the request: no scan of Redis.
+/// What an operator asks first (role admin). `GET /v1/status`: is Redis there and persisting,
+/// and how much is revoked; the counts come from the state the snapshot is served from (kept in
+/// step with the event log), as of the request: no scan of Redis. `GET /v1/verifiers`: who
+/// follows the events, and how far behind each is.
 struct StatusController: Sendable {
     let store: RevocationStore
     let snapshots: SnapshotKeeper
+    let hub: EventHub
     let namespace: String
 
-    func addRoutes(to router: Router<RevokeRequestContext>, keyring: APIKeyring) {
-        let admin = router.group().add(middleware: AuthorizationMiddleware(keyring: keyring, required: .admin))
+    func addRoutes(admin: some RouterMethods<RevokeRequestContext>) {
+        admin.get("/v1/verifiers") { _, _ -> Response in
+            let streams: [JSONValue] = hub.streams(now: Date().timeIntervalSince1970).map { stream in
+                .object([
+                    "name": .string(stream.follower.name), "address": .string(stream.follower.address),
+                    "connected_at": .number(Double(stream.follower.connectedAt)), "position": .string(stream.position.description),
+                    "lag_events": .number(Double(stream.lagEvents)), "lag_seconds": .number((stream.lagSeconds * 1000).rounded() / 1000),
+                ])
+            }
+            return jsonResponse(.object(["streams": .array(streams)]))
+        }
         admin.get("/v1/status") { _, _ -> Response in
             let info = try await store.serverInfo()
             let counts = try await snapshots.counts()
