@@ -13,8 +13,8 @@ public enum Limits {
     /// Audit entries `GET /v1/audit` returns without `limit`, and the most it returns with one.
     public static let defaultAuditEntries = 100
     public static let maximumAuditEntries = 1000
-    /// Seconds a request head may take to arrive once its first byte has; then the
-    /// connection is closed.
+    /// Seconds a request head may take to arrive once its first byte has, by default
+    /// (`REVOKE_HEAD_TIMEOUT`); then the connection is closed.
     public static let requestHeadSeconds: Int64 = 10
 }
 

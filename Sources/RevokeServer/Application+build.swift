@@ -107,7 +107,7 @@ public func buildApplication(
         router: router,
         server: HTTPServerBuilder { responder in
             LimitedHTTP1Channel(
-                responder: responder, idleTimeout: idleTimeout, headTimeout: .seconds(Limits.requestHeadSeconds),
+                responder: responder, idleTimeout: idleTimeout, headTimeout: .seconds(configuration.headTimeout),
                 bodyTimeout: .seconds(configuration.bodyTimeout), connections: connections, checks: directChecks)
         },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName),

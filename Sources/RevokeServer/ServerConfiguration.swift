@@ -51,6 +51,8 @@ public struct ServerConfiguration: Sendable {
     public var maximumConnections = 16_384
     /// `REVOKE_BODY_TIMEOUT`: seconds a request's body may take to arrive after its head.
     public var bodyTimeout: Int64 = 10
+    /// `REVOKE_HEAD_TIMEOUT`: seconds a request's head may take to arrive after its first byte.
+    public var headTimeout: Int64 = Limits.requestHeadSeconds
     /// `REVOKE_VERIFIED_TOKEN_CACHE`: tokens whose signature verified that are remembered (by
     /// their SHA-256), so that a gateway sending the same token again costs no signature check;
     /// 0 remembers none.
@@ -87,7 +89,7 @@ public struct ServerConfiguration: Sendable {
         "REVOKE_PACKED_RECORDS",
         "REVOKE_REDIS_CA_FILE", "REVOKE_REDIS_CERT_FILE", "REVOKE_REDIS_KEY_FILE", "REVOKE_REDIS_SENTINEL_PASSWORD",
         "REVOKE_REDIS_MIN_REPLICAS", "REVOKE_REDIS_WAIT_TIMEOUT_MS",
-        "REVOKE_MAX_STREAMS_PER_CLIENT", "REVOKE_MAX_CONNECTIONS", "REVOKE_BODY_TIMEOUT", "REVOKE_REPLAY_BYTES_PER_SECOND",
+        "REVOKE_MAX_STREAMS_PER_CLIENT", "REVOKE_MAX_CONNECTIONS", "REVOKE_BODY_TIMEOUT", "REVOKE_HEAD_TIMEOUT", "REVOKE_REPLAY_BYTES_PER_SECOND",
         "REVOKE_VERIFIED_TOKEN_CACHE",
     ]).union(secretVariables.map { $0 + "_FILE" })
 
@@ -189,6 +191,7 @@ public struct ServerConfiguration: Sendable {
         if let entries = try integer("REVOKE_VERIFIED_TOKEN_CACHE", 0...10_000_000) { verifiedTokenCacheSize = Int(entries) }
         if let connections = try integer("REVOKE_MAX_CONNECTIONS", 1...10_000_000) { maximumConnections = Int(connections) }
         if let seconds = try integer("REVOKE_BODY_TIMEOUT", 1...3600) { bodyTimeout = seconds }
+        if let seconds = try integer("REVOKE_HEAD_TIMEOUT", 1...3600) { headTimeout = seconds }
         if let rate = try integer("REVOKE_REPLAY_BYTES_PER_SECOND", 65536...(1 << 34)) { replayBytesPerSecond = Int(rate) }
         if let seconds = try integer("REVOKE_IDLE_TIMEOUT", 1...86_400) { idleTimeout = seconds }
         if let length = try integer("REVOKE_EVENT_LOG_LENGTH", 100...100_000_000) { eventLogLength = Int(length) }

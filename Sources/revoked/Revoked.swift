@@ -119,6 +119,9 @@ struct Revoked: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds a request body may take to arrive after its head; then 408 (REVOKE_BODY_TIMEOUT, default 10).")
     var bodyTimeout: String?
 
+    @Option(name: .long, help: "Seconds a request head may take to arrive after its first byte; then the connection closes (REVOKE_HEAD_TIMEOUT, default 10).")
+    var headTimeout: String?
+
     @Option(name: .long, help: "Bytes the replays of the event log of one client may write a second (REVOKE_REPLAY_BYTES_PER_SECOND, default 1048576).")
     var replayBytesPerSecond: String?
 
@@ -144,7 +147,7 @@ struct Revoked: AsyncParsableCommand {
             ("REVOKE_REDIS_CA_FILE", redisCaFile), ("REVOKE_REDIS_CERT_FILE", redisCertFile), ("REVOKE_REDIS_KEY_FILE", redisKeyFile),
             ("REVOKE_REDIS_SENTINEL_PASSWORD", redisSentinelPassword), ("REVOKE_REDIS_MIN_REPLICAS", redisMinReplicas),
             ("REVOKE_REDIS_WAIT_TIMEOUT_MS", redisWaitTimeoutMs), ("REVOKE_MAX_STREAMS_PER_CLIENT", maxStreamsPerClient),
-            ("REVOKE_MAX_CONNECTIONS", maxConnections), ("REVOKE_BODY_TIMEOUT", bodyTimeout),
+            ("REVOKE_MAX_CONNECTIONS", maxConnections), ("REVOKE_BODY_TIMEOUT", bodyTimeout), ("REVOKE_HEAD_TIMEOUT", headTimeout),
             ("REVOKE_REPLAY_BYTES_PER_SECOND", replayBytesPerSecond), ("REVOKE_VERIFIED_TOKEN_CACHE", verifiedTokenCache),
         ] {
             if let flag {
