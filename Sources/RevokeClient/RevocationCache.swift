@@ -28,11 +28,11 @@ final class RevocationCache: Sendable {
         /// The last event applied, or the snapshot's cursor (`<milliseconds>-<sequence>`, kept
         /// as its two numbers so that a verdict carrying it copies no string): read with the
         /// view, at no extra cost.
-        let cursor: RevokeClient.Verdict.Position
+        let cursor: EventCursor
 
         init(
             filter: BloomFilter, cutoffs: [String: [[UInt8]: Int64]], claimOrder: [String], keyBlocks: Set<[UInt8]>,
-            cursor: RevokeClient.Verdict.Position
+            cursor: EventCursor
         ) {
             self.filter = filter
             self.cutoffs = cutoffs
@@ -42,7 +42,7 @@ final class RevocationCache: Sendable {
         }
 
         /// The same view at another position of the log.
-        func at(_ cursor: RevokeClient.Verdict.Position) -> View {
+        func at(_ cursor: EventCursor) -> View {
             View(filter: filter, cutoffs: cutoffs, claimOrder: claimOrder, keyBlocks: keyBlocks, cursor: cursor)
         }
 
@@ -156,7 +156,7 @@ final class RevocationCache: Sendable {
         view.publish(
             View(
                 filter: snapshot.filter, cutoffs: cutoffs, claimOrder: order, keyBlocks: Set(snapshot.keyBlocks.map { Array($0.utf8) }),
-                cursor: RevokeClient.Verdict.Position(snapshot.cursor) ?? .init(milliseconds: 0, sequence: 0)))
+                cursor: EventCursor(snapshot.cursor) ?? .start))
         snapshotsLoaded.wrappingAdd(1, ordering: .relaxed)
         snapshots.increment()
         // Not fresh yet: the cache is fresh once its stream from the snapshot's cursor is live.
@@ -194,7 +194,7 @@ final class RevocationCache: Sendable {
 
     /// The event at `cursor` was applied.
     func advanced(to cursor: String) {
-        guard let current = view.load(), let position = RevokeClient.Verdict.Position(cursor) else { return }
+        guard let current = view.load(), let position = EventCursor(cursor) else { return }
         view.publish(current.at(position))
     }
 

@@ -104,7 +104,7 @@ public final class RevokeClient: Service, Sendable {
         public var heardAt: ContinuousClock.Instant? { heard.map { Heard.origin + .nanoseconds($0.nanoseconds) } }
         /// For an answer of the cache: its position in the server's event log (the last event
         /// applied, or its snapshot's cursor).
-        public var cursor: String? { heard.map { "\($0.cursor.milliseconds)-\($0.cursor.sequence)" } }
+        public var cursor: String? { heard?.cursor.description }
 
         /// What a cache answer carries of its freshness, kept raw and trivially copyable: the
         /// instant and the cursor's text are made only when asked, off the hot path. (No
@@ -115,25 +115,9 @@ public final class RevokeClient: Service, Sendable {
             static let origin = ContinuousClock.now
             /// Nanoseconds on the monotonic clock since ``origin``.
             var nanoseconds: Int64
-            var cursor: Position
+            var cursor: EventCursor
         }
 
-        /// A position in the event log, `<milliseconds>-<sequence>`.
-        struct Position: Sendable {
-            var milliseconds: UInt64
-            var sequence: UInt64
-
-            init(milliseconds: UInt64, sequence: UInt64) {
-                self.milliseconds = milliseconds
-                self.sequence = sequence
-            }
-
-            init?(_ text: String) {
-                let parts = text.split(separator: "-", maxSplits: 1)
-                guard parts.count == 2, let milliseconds = UInt64(parts[0]), let sequence = UInt64(parts[1]) else { return nil }
-                self.init(milliseconds: milliseconds, sequence: sequence)
-            }
-        }
         let heard: Heard?
 
         /// The cache's "not revoked".

@@ -180,7 +180,7 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var check = Check(kind: .check, started: .now, body: nil, refusal: nil, close: head.headerFields[.connection] == "close")
         do {
             _ = try checks.keyring.authorize(head.headerFields, required: .verifier)
-            try Request.requireMediaType("application/json", contentType: head.headerFields[.contentType])
+            try Request.requireMediaType(MediaType.json, contentType: head.headerFields[.contentType])
         } catch {
             check.refusal = error
         }
@@ -225,7 +225,7 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let bytes = body?.serialized() ?? []
         var head = HTTPResponse(status: status)
         head.headerFields.reserveCapacity(4 + headers.count)
-        if body != nil { head.headerFields[.contentType] = "application/json; charset=utf-8" }
+        if body != nil { head.headerFields[.contentType] = MediaType.jsonAnswer }
         head.headerFields[.contentLength] = String(bytes.count)
         head.headerFields.append(contentsOf: headers)
         head.headerFields[.date] = date.now()

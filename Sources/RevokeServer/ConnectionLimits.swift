@@ -216,7 +216,7 @@ final class HeadWatch: @unchecked Sendable {
         let head = HTTPResponse(
             status: .requestTimeout,
             headerFields: [
-                .contentType: "application/json; charset=utf-8", .connection: "close", .contentLength: String(body.readableBytes),
+                .contentType: MediaType.jsonAnswer, .connection: "close", .contentLength: String(body.readableBytes),
             ])
         context.write(NIOAny(HTTPResponsePart.head(head)), promise: nil)
         context.write(NIOAny(HTTPResponsePart.body(body)), promise: nil)

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import Redis
 import Retry
+import RevokeCore
 import RevokeStore
 import ServiceLifecycle
 import Synchronization

@@ -1,4 +1,5 @@
 import NIOCore
+import RevokeCore
 import RevokeStore
 import Synchronization
 

@@ -61,7 +61,7 @@ struct ForwardAuth: Sendable {
         var response: Response {
             guard let body else { return Response(status: status, headers: headers) }
             var headers = headers
-            headers[.contentType] = "application/json; charset=utf-8"
+            headers[.contentType] = MediaType.jsonAnswer
             return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body.serialized())))
         }
     }

@@ -25,7 +25,7 @@ struct LogoutController: Sendable {
                 }
                 return try await answer(for: String(token), logger: context.logger)
             }
-            try request.requireMediaType("application/json")
+            try request.requireMediaType(MediaType.json)
             let object = try Request.jsonObject(from: body)
             if object["tokens"] != nil && object["token"] != nil {
                 throw APIError.invalidRequest("send token or tokens, not both")

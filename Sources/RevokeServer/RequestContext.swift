@@ -27,7 +27,7 @@ extension Request {
     /// - Throws: 415 unless the body is `application/json` (a charset is allowed), 413 over
     ///   64 KiB, 400 when it is not a JSON object.
     mutating func jsonObject(context: RevokeRequestContext) async throws -> [String: JSONValue] {
-        try requireMediaType("application/json")
+        try requireMediaType(MediaType.json)
         return try Self.jsonObject(from: try await collectBody(upTo: context.maxUploadSize))
     }
 
@@ -50,7 +50,7 @@ extension Request {
     mutating func form(context: RevokeRequestContext) async throws -> [String: String] {
         let body = try await collectBody(upTo: context.maxUploadSize)
         if body.readableBytes == 0 { return [:] }
-        try requireMediaType("application/x-www-form-urlencoded")
+        try requireMediaType(MediaType.form)
         return FormURLEncoded.parse(String(buffer: body))
     }
 
@@ -104,7 +104,7 @@ extension Request {
 /// routes answer with it).
 func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
     Response(
-        status: status, headers: [.contentType: "application/json; charset=utf-8"],
+        status: status, headers: [.contentType: MediaType.jsonAnswer],
         body: .init(byteBuffer: ByteBuffer(bytes: value.serialized())))
 }
 
@@ -113,6 +113,6 @@ func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) th
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     return Response(
-        status: status, headers: [.contentType: "application/json; charset=utf-8"],
+        status: status, headers: [.contentType: MediaType.jsonAnswer],
         body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
 }
