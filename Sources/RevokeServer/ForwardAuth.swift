@@ -60,9 +60,12 @@ struct ForwardAuth: Sendable {
 
         var response: Response {
             guard let body else { return Response(status: status, headers: headers) }
+            let bytes = body.serialized()
             var headers = headers
             headers[.contentType] = MediaType.jsonAnswer
-            return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body.serialized())))
+            // Said here, so that the answer to a HEAD keeps it (RFC 9110 8.6).
+            headers[.contentLength] = String(bytes.count)
+            return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
     }
 
@@ -189,9 +192,8 @@ struct ForwardAuth: Sendable {
                 open.on(RouterPath(path), method: method) { request, context -> Response in
                     let promise = context.channel.eventLoop.makePromise(of: Answer.self)
                     answer(request.headers, on: context.channel.eventLoop) { promise.succeed($0) }
-                    var response = try await promise.futureResult.get().response
-                    if request.method == .head { response.body = .init() }
-                    return response
+                    let response = try await promise.futureResult.get().response
+                    return request.method == .head ? response.createHeadResponse() : response
                 }
             }
         }

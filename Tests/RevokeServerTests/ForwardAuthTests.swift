@@ -175,6 +175,7 @@ import Testing
                 "GET /v1/forward-auth/a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n\r\n",
                 "HEAD /v1/forward-auth HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n\r\n",
                 "GET /v1/forward-auth HTTP/1.1\r\nHost: x\r\n\r\n",
+                "HEAD /v1/forward-auth HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer garbage\r\n\r\n",
                 "GET /v1/forward-auth HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nConnection: close\r\n\r\n",
             ]
             let text = try await RawHTTP.onThread {
@@ -183,7 +184,12 @@ import Testing
                 return try socket.read()
             }
             let heads = text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
-            #expect(heads == ["200", "200", "200", "401", "200"], "\(text)")
+            #expect(heads == ["200", "200", "200", "401", "401", "200"], "\(text)")
+            // The HEAD's 401 says how long the GET's body is, and sends none.
+            let headAnswer = text.components(separatedBy: "HTTP/1.1 ")[5]
+            let length = try #require(headAnswer.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") })
+            #expect(length != "content-length: 0" && length != "Content-Length: 0", "\(headAnswer)")
+            #expect(headAnswer.hasSuffix("\r\n\r\n"), "\(headAnswer)")
             #expect(text.components(separatedBy: "Revoke-Subject: pat").count - 1 == 3, "\(text)")
         }
     }
