@@ -271,13 +271,13 @@ public final class RevokeClient: Service, Sendable {
     /// Asks the server (`POST /v1/check`), bypassing the cache.
     /// - Throws: ``ServerError`` for any answer but 200, or the transport's error.
     public func checkRemotely(_ query: CheckQuery) async throws -> Verdict {
-        let answer = try await post("/v1/check", body: Self.json(query))
+        let answer = try await post("/v1/check", body: query.json)
         return try Self.verdict(answer)
     }
 
     /// Asks the server about many tokens at once (`POST /v1/check/batch`, at most 1000).
     public func checkRemotely(batch queries: [CheckQuery]) async throws -> [Verdict] {
-        let body = JSONValue.object(["checks": .array(queries.map(Self.json))])
+        let body = JSONValue.object(["checks": .array(queries.map(\.json))])
         guard case .array(let results)? = try await post("/v1/check/batch", body: body)["results"] else {
             throw ServerError(description: "the batch answer has no results")
         }
@@ -311,28 +311,22 @@ public final class RevokeClient: Service, Sendable {
         return object
     }
 
-    static func json(_ query: CheckQuery) -> JSONValue {
-        var object: [String: JSONValue] = [:]
-        if let jti = query.jti { object["jti"] = .string(jti) }
-        if let issuedAt = query.issuedAt { object["iat"] = .number(issuedAt) }
-        if !query.claims.isEmpty { object["claims"] = .object(query.claims.mapValues(JSONValue.string)) }
-        if let kid = query.kid { object["kid"] = .string(kid) }
-        return .object(object)
-    }
-
     static func verdict(_ object: [String: JSONValue]) throws -> Verdict {
         if case .string(let code)? = object["error"] {
             throw ServerError(code: code, description: "the server refused the check: \(code)")
         }
-        guard case .bool(let revoked)? = object["revoked"] else { throw ServerError(description: "the answer has no revoked field") }
-        guard revoked else { return Verdict(revoked: false, source: .server) }
-        if case .string("cutoff")? = object["reason"], case .string(let claim)? = object["claim"] {
-            return Verdict(revoked: true, reason: .cutoff(claim: claim), source: .server)
+        let verdict: CheckVerdict
+        do {
+            verdict = try CheckVerdict(json: object)
+        } catch {
+            throw ServerError(description: error.message)
         }
-        if case .string("key")? = object["reason"], case .string(let kid)? = object["kid"] {
-            return Verdict(revoked: true, reason: .key(kid: kid), source: .server)
+        switch verdict {
+        case .allowed: return Verdict(revoked: false, source: .server)
+        case .revokedByJTI: return Verdict(revoked: true, reason: .jti, source: .server)
+        case .revokedByCutoff(let claim): return Verdict(revoked: true, reason: .cutoff(claim: claim), source: .server)
+        case .revokedByKey(let kid): return Verdict(revoked: true, reason: .key(kid: kid), source: .server)
         }
-        return Verdict(revoked: true, reason: .jti, source: .server)
     }
 }
 

@@ -28,7 +28,7 @@ struct DirectChecks: Sendable {
 /// Hummingbird, as does one of these that arrives while Hummingbird still answers one before
 /// it. What a check means (key, media type, body, query, store, errors, metrics) is the same
 /// code either way: ``APIKeyring/authorize(_:required:)``,
-/// ``CheckController/query(from:cutoffClaims:)``, ``RevocationStore/check(_:on:completion:)``,
+/// ``CheckQuery/init(json:cutoffClaims:)``, ``RevocationStore/check(_:on:completion:)``,
 /// ``APIError/init(answering:logger:counters:)`` and ``ServerMetrics/request(method:route:status:duration:)``;
 /// what a forwarded request means is ``ForwardAuth/answer(_:on:completion:)``.
 ///
@@ -199,7 +199,7 @@ final class CheckChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let refusal = check.refusal { return respond(to: check, with: .failure(refusal), context: context) }
         let query: CheckQuery
         do {
-            query = try CheckController.query(from: try Request.jsonObject(from: check.body ?? ByteBuffer()), cutoffClaims: checks.controller.store.cutoffClaims)
+            query = try CheckQuery(json: try Request.jsonObject(from: check.body ?? ByteBuffer()), cutoffClaims: checks.controller.store.cutoffClaims)
         } catch {
             return respond(to: check, with: .failure(error), context: context)
         }
