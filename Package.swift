@@ -232,7 +232,7 @@ let package = Package(
         // `make bench`: wrk runs, the release revoked started and waited for, process memory.
         .target(
             name: "BenchmarkSupport",
-            dependencies: ["ChildProcess", "LoopbackHTTP"],
+            dependencies: ["ChildProcess", "LoopbackHTTP", "RedisSupervisor"],
             path: "Benchmarks/Support",
             swiftSettings: swiftSettings
         ),

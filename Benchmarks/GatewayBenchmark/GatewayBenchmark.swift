@@ -22,10 +22,7 @@ struct GatewayBenchmark {
     static let adminKey = "bench-admin-key-1234"
 
     static func main() async throws {
-        let arguments = CommandLine.arguments
-        func option(_ name: String, _ fallback: String) -> String {
-            arguments.firstIndex(of: name).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil } ?? fallback
-        }
+        let option = commandLineOption
         let seconds = Int(option("--seconds", "10")) ?? 10
         let connections = Int(option("--connections", "50")) ?? 50
         let trials = Int(option("--trials", "200")) ?? 200
@@ -69,18 +66,15 @@ struct GatewayBenchmark {
             return result
         }
         func startRevoked(_ name: String, extra: [String: String] = [:]) async throws -> Int {
-            let redis = try await RedisServerProcess.start(.init(directory: work + "/redis-\(name)", appendOnly: false))
-            owned.append(redis.process)
-            let port = try RedisServerProcess.freeLoopbackPort()
             var environment = [
-                "REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0",
                 "REVOKE_ADMIN_KEYS": "bench:\(adminKey)", "REVOKE_VERIFIER_KEYS": "gateway:\(gatewayKey)",
                 "REVOKE_HMAC_SECRET": hmacSecret, "REVOKE_PUBLIC_KEY_FILE": work + "/rsa.pem", "REVOKE_JWKS_FILE": work + "/jwks.json",
             ]
             environment.merge(extra) { $1 }
-            let revoked = try await BenchmarkSupport.startRevoked(port: port, environment: environment, log: work + "/revoked-\(name).log")
-            owned.append(revoked)
-            return port
+            let started = try await startRevokedOnOwnRedis(
+                directory: work + "/redis-\(name)", environment: environment, log: work + "/revoked-\(name).log")
+            owned += [started.redis.process, started.revoked]
+            return started.port
         }
 
         var latencies: [Double] = []

@@ -30,10 +30,7 @@ import Glibc
 @main
 struct HABenchmark {
     static func main() async throws {
-        let arguments = CommandLine.arguments
-        func option(_ name: String, _ fallback: Int) -> Int {
-            arguments.firstIndex(of: name).flatMap { $0 + 1 < arguments.count ? Int(arguments[$0 + 1]) : nil } ?? fallback
-        }
+        func option(_ name: String, _ fallback: Int) -> Int { Int(commandLineOption(name, "")) ?? fallback }
         let runs = option("--failover-runs", 3)
         let seconds = option("--seconds", 10)
         let revocations = option("--revocations", 1_000_000)

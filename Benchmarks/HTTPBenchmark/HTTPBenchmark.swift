@@ -39,10 +39,7 @@ struct HTTPBenchmark {
     }
 
     static func main() async throws {
-        let arguments = CommandLine.arguments
-        func option(_ name: String, _ fallback: String) -> String {
-            arguments.firstIndex(of: name).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil } ?? fallback
-        }
+        let option = commandLineOption
         let seconds = Int(option("--seconds", "10")) ?? 10
         let connections = Int(option("--connections", "50")) ?? 50
         let here = FileManager.default.currentDirectoryPath
@@ -81,19 +78,16 @@ struct HTTPBenchmark {
             func startRevoked(_ name: String, extra: [String: String] = [:]) async throws
                 -> (redis: RedisServerProcess, revoked: ChildProcess, port: Int)
             {
-                let redis = try await RedisServerProcess.start(.init(directory: work + "/redis-\(name)", appendOnly: false))
-                owned.append(redis.process)
-                let port = try RedisServerProcess.freeLoopbackPort()
                 var environment = [
-                    "REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0",
                     "REVOKE_ADMIN_KEYS": "bench:bench-admin-key-1234", "REVOKE_HMAC_SECRET": hmacSecret,
                     // The streams opened here stand for many verifiers, all from one address.
                     "REVOKE_MAX_STREAMS_PER_CLIENT": "100000",
                 ]
                 environment.merge(extra) { $1 }
-                let revoked = try await BenchmarkSupport.startRevoked(port: port, environment: environment, log: work + "/revoked-\(name).log")
-                owned.append(revoked)
-                return (redis, revoked, port)
+                let started = try await startRevokedOnOwnRedis(
+                    directory: work + "/redis-\(name)", environment: environment, log: work + "/revoked-\(name).log")
+                owned += [started.redis.process, started.revoked]
+                return started
             }
             let (redis, revoked, revokedPort) = try await startRevoked("checks")
             // The answers are real: one revoked jti reads back as revoked, a random one not.

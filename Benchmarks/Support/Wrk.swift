@@ -1,6 +1,7 @@
 import ChildProcess
 import Foundation
 import LoopbackHTTP
+import RedisSupervisor
 
 /// wrk runs of the benchmarks: started as a child process with one of `Benchmarks/wrk`'s
 /// scripts, whose `RESULT` line is read back.
@@ -130,6 +131,30 @@ public func startRevoked(port: Int, environment extra: [String: String], log: St
         throw BenchmarkError("\(error): \((try? String(contentsOfFile: log, encoding: .utf8))?.suffix(500) ?? "")")
     }
     return revoked
+}
+
+/// `revoked` (release) on a `redis-server` of its own under `directory`, both ready:
+/// `environment` adds to its `REVOKE_REDIS_URL`. The caller stops both (the Redis server too when
+/// `revoked` does not start, which this stops itself).
+public func startRevokedOnOwnRedis(directory: String, environment: [String: String], log: String) async throws
+    -> (redis: RedisServerProcess, revoked: ChildProcess, port: Int)
+{
+    let redis = try await RedisServerProcess.start(.init(directory: directory, appendOnly: false))
+    do {
+        let port = try RedisServerProcess.freeLoopbackPort()
+        var variables = ["REVOKE_REDIS_URL": "redis://:\(redis.options.password!)@127.0.0.1:\(redis.port)/0"]
+        variables.merge(environment) { $1 }
+        return (redis, try await startRevoked(port: port, environment: variables, log: log), port)
+    } catch {
+        await redis.process.terminate()
+        throw error
+    }
+}
+
+/// The value after `name` on the command line, else `fallback`.
+public func commandLineOption(_ name: String, _ fallback: String) -> String {
+    let arguments = CommandLine.arguments
+    return arguments.firstIndex(of: name).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil } ?? fallback
 }
 
 /// A benchmark could not run.
