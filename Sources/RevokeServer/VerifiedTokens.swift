@@ -50,12 +50,11 @@ final class VerifiedTokens: Sendable {
         misses = CoreMetrics.Counter(label: "revoke_verified_tokens_total", dimensions: [("result", "miss")], factory: factory)
     }
 
-    /// The key of a token.
+    /// The key of a token (its bytes hashed where they are: a forwarded token is a slice of its
+    /// header, never copied for this).
     static func key(_ token: some StringProtocol) -> Key {
-        var hash = SHA256()
-        var token = String(token)
-        token.withUTF8 { hash.update(bufferPointer: UnsafeRawBufferPointer($0)) }
-        return hash.finalize()
+        var token = Substring(token)
+        return token.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
     }
 
     /// The verification of the token with this key, if it is remembered and its `exp` has not
