@@ -47,6 +47,13 @@ let package = Package(
             name: "ChildProcess",
             swiftSettings: swiftSettings
         ),
+        // Runs tasks on one NIO event loop (a task executor preference): the HTTP connections'
+        // requests on their own loop, and callers of a Redis connection beside it.
+        .target(
+            name: "EventLoopExecutor",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         // Backoff with jitter: every retry loop (Redis reconnects, the event hub, the client's
         // stream, the embedded redis-server) waits the same way.
         .target(
@@ -133,11 +140,25 @@ let package = Package(
             dependencies: ["RevokeCore", "Redis", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        // The sync engine: follows the event log and keeps what verifiers load and follow in
+        // step with it (the event hub and its streams, the snapshot keeper, replays). No HTTP.
+        .target(
+            name: "RevokeSync",
+            dependencies: [
+                "Retry", "RevokeCore", "RevokeSnapshot", "RevokeStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The HTTP application: configuration, routes, services.
         .target(
             name: "RevokeServer",
             dependencies: [
-                "Redis", "RedisSupervisor", "Retry", "RevokeCore", "RevokeHTTP", "RevokeStore", "RevokeSnapshot",
+                "EventLoopExecutor", "Redis", "RedisSupervisor", "Retry", "RevokeCore", "RevokeHTTP", "RevokeStore", "RevokeSnapshot", "RevokeSync",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -183,7 +204,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RedisTests",
-            dependencies: ["Redis", "RedisSupervisor", "CHiredis", "RedisTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["EventLoopExecutor", "Redis", "RedisSupervisor", "CHiredis", "RedisTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -205,9 +226,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "RevokeSyncTests",
+            dependencies: ["RevokeCore", "RevokeSnapshot", "RevokeStore", "RevokeSync"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "RevokeServerTests",
             dependencies: [
-                "RevokeServer", "RevokeStore", "RedisTestSupport", "Redis", "RedisSupervisor", "RevokeCore", "ChildProcess", "LoopbackHTTP", "RevokeClient", "RevokeHummingbird", "RevokeSnapshot", "RevokeHTTP",
+                "RevokeServer", "RevokeStore", "RevokeSync", "RedisTestSupport", "Redis", "RedisSupervisor", "RevokeCore", "ChildProcess", "LoopbackHTTP", "RevokeClient", "RevokeHummingbird", "RevokeSnapshot", "RevokeHTTP",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -261,7 +287,7 @@ let package = Package(
         .executableTarget(
             name: "HummingbirdFloor",
             dependencies: [
-                "Redis",
+                "EventLoopExecutor",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -293,7 +319,7 @@ let package = Package(
         // `make bench`: throughput of the Redis layer against redis-benchmark.
         .executableTarget(
             name: "RedisBenchmark",
-            dependencies: ["Redis", "RedisSupervisor", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["EventLoopExecutor", "Redis", "RedisSupervisor", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             path: "Benchmarks/RedisBenchmark",
             swiftSettings: swiftSettings
         ),

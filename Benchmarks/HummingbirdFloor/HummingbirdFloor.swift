@@ -1,8 +1,8 @@
+import EventLoopExecutor
 import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
-import Redis
 
 /// Hummingbird with nothing of Revoke in it: one route answering `GET /20b.txt` with 20 bytes,
 /// its connections served as `revoked` serves them (each connection's task prefers its channel's

@@ -49,7 +49,7 @@ extension RedisCommandSender {
 /// Any number of tasks may send at once. Their commands are encoded into one shared buffer
 /// under a lock, and a single task on the channel's event loop writes whatever has gathered
 /// in one write, so concurrent callers share writes and reads the way `redis-benchmark -P`
-/// does. Callers running on the connection's event loop (``EventLoopTaskExecutor``, or
+/// does. Callers running on the connection's event loop (an `EventLoopTaskExecutor`, or
 /// callbacks) would keep that write waiting until all of them had run: there, once as many
 /// commands are pending as Redis has yet to answer, they are written at once, and Redis works on
 /// them while the loop runs the other callers. Replies are decoded by hiredis' reader and handed

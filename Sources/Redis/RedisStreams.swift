@@ -42,7 +42,8 @@ public struct RedisStreamEntry: Sendable, Hashable {
         self.init(id: id, fields: fields)
     }
 
-    static func entries(_ reply: RedisValue) throws(RedisError) -> [RedisStreamEntry] {
+    /// The entries of an `XRANGE` or `XREVRANGE` reply (also as a script returns one).
+    public static func entries(_ reply: RedisValue) throws(RedisError) -> [RedisStreamEntry] {
         guard case .array(let items) = reply else {
             throw RedisError(.unexpectedReply, "a stream range is not an array")
         }

@@ -7,6 +7,7 @@ import Redis
 import RevokeCore
 import RevokeHTTP
 import RevokeStore
+import RevokeSync
 import ServiceLifecycle
 
 /// Builds `revoked`: the Redis client (and the embedded `redis-server` when no URL is
@@ -68,7 +69,7 @@ public func buildApplication(
         metrics: metrics.snapshot, logger: logger)
     services.append(snapshots)
     let hub = EventHub(
-        store: store, reader: reader, snapshots: snapshots, logger: logger, maximumStreams: configuration.maximumEventStreams,
+        store: store, reader: store.reading(through: reader), snapshots: snapshots, logger: logger, maximumStreams: configuration.maximumEventStreams,
         maximumStreamsPerClient: configuration.maximumStreamsPerClient, bufferBytes: configuration.streamBufferBytes)
     services.append(hub)
 

@@ -2,7 +2,7 @@ import HummingbirdCore
 import RevokeCore
 import Logging
 import NIOCore
-import Redis
+import EventLoopExecutor
 import NIOHTTPTypes
 import RevokeHTTP
 import Synchronization

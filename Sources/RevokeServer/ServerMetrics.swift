@@ -3,6 +3,7 @@ import Hummingbird
 import Metrics
 import NIOCore
 import Prometheus
+import RevokeSync
 import Synchronization
 
 /// The metrics of one `revoked` instance, kept in its own Prometheus registry (no global

@@ -3,6 +3,7 @@ import Hummingbird
 import RevokeCore
 import RevokeHTTP
 import RevokeStore
+import RevokeSync
 
 /// What an operator asks first (role admin). `GET /v1/status`: is Redis there and persisting,
 /// and how much is revoked; the counts come from the state the snapshot is served from (kept in

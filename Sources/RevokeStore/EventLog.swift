@@ -89,6 +89,46 @@ public struct EventLogState: Sendable, Hashable {
     }
 }
 
+/// A page of the event log read after a cursor, and what the log proved about it.
+public enum EventPage: Sendable, Equatable {
+    /// The events after the cursor, oldest first (none: nothing yet), and nothing after the
+    /// cursor had been removed when they were read: a reader that applies them misses nothing.
+    case events([StoreEvent])
+    /// Events after the cursor left the log before they could be read (trimmed, or another log
+    /// after a failover): a reader from the cursor would have a gap.
+    case gone
+}
+
+extension EventLogState {
+    /// Reads what `Scripts.eventLogState` returns: `XINFO STREAM` (false without a stream) and
+    /// the trim record.
+    init(reply: RedisValue) throws {
+        guard case .array(let parts) = reply, parts.count == 2, case .array(let noted) = parts[1], noted.count == 2 else {
+            throw RedisError(.unexpectedReply, "the event log state script answered \(reply)")
+        }
+        let notedRemoved = noted[0].integer ?? 0
+        let notedAdded = noted[1].integer ?? 0
+        guard case .array = parts[0] else {
+            self.init(exists: false, notedRemoved: notedRemoved, notedAdded: notedAdded)
+            return
+        }
+        let fields = try RevocationStore.pairs(parts[0])
+        func cursor(_ name: String) throws -> EventCursor {
+            guard let value = fields[name]?.string.flatMap({ EventCursor($0) }) else {
+                throw RedisError(.unexpectedReply, "XINFO STREAM has no \(name)")
+            }
+            return value
+        }
+        guard let added = fields["entries-added"]?.integer, let length = fields["length"]?.integer else {
+            throw RedisError(.unexpectedReply, "XINFO STREAM has no entries-added or length (Redis 7.0 or later is needed)")
+        }
+        self.init(
+            exists: true, lastGenerated: try cursor("last-generated-id"), maxDeleted: try cursor("max-deleted-entry-id"),
+            entriesAdded: added, length: length, first: fields["first-entry"]?.array?.first?.string.flatMap { EventCursor($0) },
+            notedRemoved: notedRemoved, notedAdded: notedAdded)
+    }
+}
+
 extension RevocationStore {
     /// The ID of the last event ever appended (trimmed or not), or ``EventCursor/start`` when
     /// the log is empty: events after it are those not yet written.
@@ -99,29 +139,7 @@ extension RevocationStore {
     /// The log's state (``EventLogState``), read atomically.
     public func eventLogState() async throws -> EventLogState {
         try await translatingRedisErrors {
-            let reply = try await redis.evaluate(Scripts.eventLogState, keys: [keys.events, keys.eventsTrim])
-            guard case .array(let parts) = reply, parts.count == 2, case .array(let noted) = parts[1], noted.count == 2 else {
-                throw RedisError(.unexpectedReply, "the event log state script answered \(reply)")
-            }
-            let notedRemoved = noted[0].integer ?? 0
-            let notedAdded = noted[1].integer ?? 0
-            guard case .array = parts[0] else {
-                return EventLogState(exists: false, notedRemoved: notedRemoved, notedAdded: notedAdded)
-            }
-            let fields = try Self.pairs(parts[0])
-            func cursor(_ name: String) throws -> EventCursor {
-                guard let value = fields[name]?.string.flatMap({ EventCursor($0) }) else {
-                    throw RedisError(.unexpectedReply, "XINFO STREAM has no \(name)")
-                }
-                return value
-            }
-            guard let added = fields["entries-added"]?.integer, let length = fields["length"]?.integer else {
-                throw RedisError(.unexpectedReply, "XINFO STREAM has no entries-added or length (Redis 7.0 or later is needed)")
-            }
-            return EventLogState(
-                exists: true, lastGenerated: try cursor("last-generated-id"), maxDeleted: try cursor("max-deleted-entry-id"),
-                entriesAdded: added, length: length, first: fields["first-entry"]?.array?.first?.string.flatMap { EventCursor($0) },
-                notedRemoved: notedRemoved, notedAdded: notedAdded)
+            try EventLogState(reply: try await redis.evaluate(Scripts.eventLogState, keys: [keys.events, keys.eventsTrim]))
         }
     }
 
@@ -131,21 +149,42 @@ extension RevocationStore {
         try await !eventLogState().holdsEverything(after: cursor)
     }
 
-    /// The events after `cursor`, oldest first, at most `count`.
-    public func events(after cursor: EventCursor, count: Int) async throws -> [StoreEvent] {
+    /// The events after `cursor`, at most `count`, proven to follow it without a gap: the page
+    /// and the log's state are read in one atomic step. Every reader of the log after a cursor
+    /// (the keeper catching up, a stream's replay) reads through this.
+    public func events(after cursor: EventCursor, count: Int) async throws -> EventPage {
         try await translatingRedisErrors {
-            try await redis.xrange(String(decoding: keys.events, as: UTF8.self), from: "(\(cursor)", count: count).map(StoreEvent.init)
+            let reply = try await redis.evaluate(
+                Scripts.eventsAfter, keys: [keys.events, keys.eventsTrim], arguments: [Array(cursor.description.utf8), Array(String(count).utf8)])
+            guard case .array(let parts) = reply, parts.count == 3 else {
+                throw RedisError(.unexpectedReply, "the events-after script answered \(reply)")
+            }
+            let log = try EventLogState(reply: .array(Array(parts[0...1])))
+            guard log.holdsEverything(after: cursor) else { return .gone }
+            return .events(try RedisStreamEntry.entries(parts[2]).map(StoreEvent.init))
         }
     }
 
-    /// Waits up to `block` for events after `cursor` on `connection`, which must be a client or
-    /// connection of its own: a blocking read holds it for the whole wait.
-    public func waitForEvents(after cursor: EventCursor, on connection: some RedisCommandSender, block: Duration, count: Int = 1000)
-        async throws -> [StoreEvent]
-    {
+    /// The events after `cursor`, as ``events(after:count:)``, waiting up to `block` for the
+    /// first one: a blocking read, which holds this store's connection for the whole wait, so
+    /// only a store read through a connection of its own (``reading(through:)``) may call it.
+    /// The page is read first, then the log's state: whatever was removed after the read is
+    /// later than the page.
+    public func waitForEvents(after cursor: EventCursor, block: Duration, count: Int) async throws -> EventPage {
         try await translatingRedisErrors {
-            try await connection.xread(String(decoding: keys.events, as: UTF8.self), after: cursor.description, count: count, block: block)
-                .map(StoreEvent.init)
+            let entries = try await redis.xread(String(decoding: keys.events, as: UTF8.self), after: cursor.description, count: count, block: block)
+            let log = try EventLogState(reply: try await redis.evaluate(Scripts.eventLogState, keys: [keys.events, keys.eventsTrim]))
+            guard log.holdsEverything(after: cursor) else { return .gone }
+            return .events(entries.map(StoreEvent.init))
+        }
+    }
+
+    /// Waits until the connection this store reads through is up and Redis answers (`PING`):
+    /// a loop that follows the log says it follows only from then on.
+    public func waitUntilReachable(timeout: Duration) async throws {
+        try await translatingRedisErrors {
+            if let client = redis as? RedisClient { try await client.waitUntilConnected(timeout: timeout) }
+            _ = try await redis.send(RedisCommand("PING"))
         }
     }
 

@@ -222,4 +222,12 @@ extension Scripts {
         if redis.call('EXISTS', KEYS[1]) == 0 then return {false, redis.call('HMGET', KEYS[2], 'removed', 'added')} end
         return {redis.call('XINFO', 'STREAM', KEYS[1]), redis.call('HMGET', KEYS[2], 'removed', 'added')}
         """)
+
+    /// The events after ARGV[1] in KEYS[1] (at most ARGV[2]) and the state `eventLogState` reads,
+    /// in one atomic step: the state proves whether the page follows the cursor without a gap.
+    static let eventsAfter = RedisScript("""
+        local noted = redis.call('HMGET', KEYS[2], 'removed', 'added')
+        if redis.call('EXISTS', KEYS[1]) == 0 then return {false, noted, {}} end
+        return {redis.call('XINFO', 'STREAM', KEYS[1]), noted, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}
+        """)
 }

@@ -90,6 +90,42 @@ import Testing
         }
     }
 
+    /// Every read after a cursor comes with its proof: the page when nothing after the cursor
+    /// had left the log, else `.gone`, whether read at once or waited for on a connection of
+    /// its own.
+    @Test func readsAfterACursorAreProvenComplete() async throws {
+        try await withStore(logLength: 1000) { store, redis in
+            #expect(try await store.events(after: .start, count: 10) == .events([]))
+            for index in 0..<10 { _ = try await store.revoke(jti: "j-\(index)", expiresAt: nil) }
+            let ids = try await ids(redis)
+            guard case .events(let page) = try await store.events(after: ids[2], count: 3) else {
+                Issue.record("a page after a kept event is complete")
+                return
+            }
+            #expect(page.map(\.id) == ids[3...5].map(\.description))
+            #expect(try await store.events(after: ids[9], count: 10) == .events([]))
+            try await withRedisClient(redis.configuration) { own in
+                let reader = store.reading(through: own)
+                try await reader.waitUntilReachable(timeout: .seconds(5))
+                guard case .events(let waited) = try await reader.waitForEvents(after: ids[7], block: .milliseconds(10), count: 10) else {
+                    Issue.record("a blocking read after a kept event is complete")
+                    return
+                }
+                #expect(waited.map(\.id) == ids[8...9].map(\.description))
+                // Trimmed past the cursor by hand: nothing after it can be vouched for.
+                _ = try await redis.send(RedisCommand("XTRIM", "revoke:events", "MINID", ids[5].description))
+                #expect(try await reader.waitForEvents(after: ids[2], block: .milliseconds(10), count: 10) == .gone)
+            }
+            #expect(try await store.events(after: ids[2], count: 10) == .gone)
+            #expect(try await store.events(after: .start, count: 10) == .gone)
+            guard case .events(let rest) = try await store.events(after: ids[5], count: 10) else {
+                Issue.record("the first kept event's successors are complete")
+                return
+            }
+            #expect(rest.count == 4)
+        }
+    }
+
     /// A request that changes no record appends no event; admin attempts are still audited.
     @Test func repeatsAppendNoEvent() async throws {
         try await withStore { store, redis in

@@ -1,6 +1,5 @@
 import Logging
 import NIOCore
-import Redis
 import Retry
 import RevokeCore
 import RevokeStore
@@ -21,11 +20,12 @@ import Synchronization
 /// that would lie.
 ///
 /// A stream that resumes from a cursor is replayed by its own writer, page by page from Redis
-/// (``CacheController``), while live events wait in its queue; no event is lost or repeated at
-/// the seam. Each stream's queue holds at most `bufferBytes`; past that the stream is closed.
-final class EventHub: Service, Sendable {
+/// (``Subscription/stream(replays:delivered:write:)``), while live events wait in its queue; no
+/// event is lost or repeated at the seam. Each stream's queue holds at most `bufferBytes`; past
+/// that the stream is closed.
+public final class EventHub: Service, Sendable {
     /// Why a subscription was refused.
-    enum SubscribeError: Error {
+    public enum SubscribeError: Error {
         /// The hub is not following the log (Redis is unreachable).
         case unavailable
         /// As many streams are open as this instance allows.
@@ -35,37 +35,45 @@ final class EventHub: Service, Sendable {
     }
 
     /// Who follows a stream, for `GET /v1/verifiers`.
-    struct Follower: Sendable {
+    public struct Follower: Sendable {
         /// The verifier key's name, else the client's `User-Agent`.
-        var name: String
+        public var name: String
         /// The client's address.
-        var address: String
+        public var address: String
         /// Who the per-client bound counts this stream against: the verifier key's name and the
         /// client's IP address, or the address alone without a key.
-        var client: String
+        public var client: String
         /// When the stream opened (Unix seconds).
-        var connectedAt: Int64
+        public var connectedAt: Int64
+
+        public init(name: String, address: String, client: String, connectedAt: Int64) {
+            self.name = name
+            self.address = address
+            self.client = client
+            self.connectedAt = connectedAt
+        }
     }
 
     /// What `GET /v1/verifiers` shows of one stream.
-    struct StreamStatus: Sendable {
-        var follower: Follower
+    public struct StreamStatus: Sendable {
+        public var follower: Follower
         /// The last event written to it (its cursor), or where it started.
-        var position: EventCursor
+        public var position: EventCursor
         /// Events read from the log and not yet written to it.
-        var lagEvents: Int
+        public var lagEvents: Int
         /// How long the oldest of those has waited since it was written to the log (0 when none).
-        var lagSeconds: Double
+        public var lagSeconds: Double
     }
 
     /// One open stream: its queue, where its replay ends, and how to end it.
-    final class Subscription: Sendable {
-        let id: Int
-        let follower: Follower
+    public final class Subscription: Sendable {
+        public let id: Int
+        public let follower: Follower
         /// The last event written, and the events handed over but not yet written (oldest first).
         fileprivate let delivery: Mutex<(position: EventCursor, unwritten: CircularBuffer<EventCursor>)>
-        /// The events of a replay, when there is one, are those in `(since, replayThrough]`.
-        let since: EventCursor?
+        /// Where the stream starts; the events of a replay, when there is one, are those in
+        /// `(since, replayThrough]`.
+        let since: EventCursor
         let replayThrough: EventCursor
         fileprivate let queue: EventQueue
         /// While replaying, live events wait here (their bytes count against the queue's bound).
@@ -73,21 +81,20 @@ final class EventHub: Service, Sendable {
         fileprivate let close: @Sendable () -> Void
 
         fileprivate init(
-            id: Int, follower: Follower, since: EventCursor?, replayThrough: EventCursor, limit: Int, close: @escaping @Sendable () -> Void
+            id: Int, follower: Follower, since: EventCursor, replayThrough: EventCursor, limit: Int, close: @escaping @Sendable () -> Void
         ) {
             self.id = id
             self.follower = follower
-            self.delivery = Mutex((since ?? replayThrough, CircularBuffer()))
+            self.delivery = Mutex((since, CircularBuffer()))
             self.since = since
             self.replayThrough = replayThrough
             self.queue = EventQueue(limit: limit)
-            let replaying = since.map { $0 < replayThrough } ?? false
-            self.pending = Mutex((replaying, [], 0))
+            self.pending = Mutex((since < replayThrough, [], 0))
             self.close = close
         }
 
         /// Whether the writer must replay `(since, replayThrough]` from the log first.
-        var needsReplay: Bool { since.map { $0 < replayThrough } ?? false }
+        var needsReplay: Bool { since < replayThrough }
 
         /// After the replay: the live events that arrived meanwhile go out, then live ones as
         /// they come. False when they overflowed the bound (the stream must end).
@@ -158,7 +165,7 @@ final class EventHub: Service, Sendable {
 
     private struct State {
         /// Where the hub has read the log up to.
-        var position: EventCursor?
+        public var position: EventCursor?
         /// Whether the last read of the log succeeded.
         var following = false
         var subscribers: [Int: Subscription] = [:]
@@ -173,17 +180,20 @@ final class EventHub: Service, Sendable {
     /// `REVOKE_MAX_STREAMS_PER_CLIENT`.
     let maximumStreamsPerClient: Int
     let bufferBytes: Int
+    /// The store, where a stream without a cursor reads where the log is now.
     private let store: RevocationStore
-    private let reader: RedisClient
+    /// The store, read through a Redis client of the hub's own: the blocking reads hold it.
+    private let reader: RevocationStore
     private let snapshots: SnapshotKeeper
     private let logger: Logger
     private let state = Mutex(State())
 
     /// - Parameters:
-    ///   - reader: A Redis client of its own: the blocking reads hold its connection.
+    ///   - reader: The store read through a Redis client of the hub's own
+    ///     (``RevocationStore/reading(through:)``): the blocking reads hold its connection.
     ///   - snapshots: Takes every page of events read, and hears when the hub lost track.
-    init(
-        store: RevocationStore, reader: RedisClient, snapshots: SnapshotKeeper, logger: Logger, maximumStreams: Int = 10_000,
+    public init(
+        store: RevocationStore, reader: RevocationStore, snapshots: SnapshotKeeper, logger: Logger, maximumStreams: Int = 10_000,
         maximumStreamsPerClient: Int = 1000, bufferBytes: Int = 1 << 20, heartbeatInterval: Duration = .seconds(1)
     ) {
         self.maximumStreamsPerClient = maximumStreamsPerClient
@@ -196,92 +206,33 @@ final class EventHub: Service, Sendable {
         self.heartbeatInterval = heartbeatInterval
     }
 
-    func run() async throws {
+    public func run() async throws {
         await cancelWhenGracefulShutdown {
             await self.follow()
         }
         endAll()
     }
 
+    /// Follows the log until cancelled: from where the hub was, else from the log's end; while
+    /// Redis cannot be read, every stream is ended and the hub tries again after a pause.
     private func follow() async {
         var failures = 0
         var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(2))
         while !Task.isCancelled {
             do {
-                // Resume where the hub was; the first time, from the end of the log. A PING
-                // first, so the hub only says it follows once Redis answers.
-                try await reader.waitUntilConnected(timeout: .seconds(2))
-                _ = try await reader.send(RedisCommand("PING"))
-                let known = state.withLock { $0.position }
-                let log = try await store.eventLogState()
-                var start = log.lastGenerated
-                if let known {
-                    if log.holdsEverything(after: known) {
-                        start = known
-                    } else {
-                        // The log no longer holds the hub's position: trimmed while it was away,
-                        // or another log (a failover to a replica that had not received the
-                        // last events). Reading on from it could skip events: end every stream
-                        // (their clients resume and get 410) and follow from the log's end.
-                        logger.warning(
-                            "the event log no longer holds the hub's position (trimmed, or a failover); ending every stream",
-                            metadata: ["position": "\(known)", "log.last": "\(log.lastGenerated)"])
-                        endAll()
-                        snapshots.hubLostTrack()
-                    }
-                }
+                // The hub only says it follows once Redis answers.
+                try await reader.waitUntilReachable(timeout: .seconds(2))
+                let start = try await startingPoint()
                 state.withLock { state in
                     state.position = start
                     state.following = true
                 }
-                var position = start
-                var lastSent = ContinuousClock.now
-                var slice = 0
-                let tick = heartbeatInterval / Self.heartbeatSlices
-                var lastEvents = ContinuousClock.now - .seconds(1)
-                var behind = false
-                while !Task.isCancelled {
-                    // A broadcast costs every stream a wakeup and a write. Under a flood of
-                    // changes, gather for a moment instead of broadcasting each one: at most one
-                    // broadcast per `pace` (longer with more streams). A quiet log, or a hub that
-                    // is behind (its last read was a full page), does not wait.
-                    if !behind {
-                        let pace = broadcastPace
-                        let elapsed = ContinuousClock.now - lastEvents
-                        if elapsed < pace { try await Task.sleep(for: pace - elapsed) }
-                    }
-                    let events = try await store.waitForEvents(after: position, on: reader, block: tick, count: Self.pageSize)
-                    behind = events.count >= Self.pageSize
-                    if failures > 0 { logger.info("following the event log again") }
-                    failures = 0
-                    backoff.reset()
-                    if let last = events.last, let cursor = EventCursor(last.id) {
-                        // Read after `position`: complete only if nothing after it was removed first.
-                        if try await store.isGone(after: position) {
-                            logger.warning(
-                                "the event log lost events after the hub's position before it read them; ending every stream",
-                                metadata: ["position": "\(position)", "next": "\(cursor)"])
-                            endAll()
-                            snapshots.hubLostTrack()
-                            state.withLock { state in
-                                state.position = cursor
-                                state.following = true
-                            }
-                            position = cursor
-                            continue
-                        }
-                        snapshots.offer(from: position, events)
-                        position = cursor
-                        broadcast(events, position: position)
-                        lastSent = .now
-                        lastEvents = .now
-                    } else if ContinuousClock.now - lastSent >= tick - tick / 10 {
-                        // Each slice in turn: every stream hears from the hub once an interval.
-                        broadcast([], position: position, slice: slice)
-                        slice = (slice + 1) % Self.heartbeatSlices
-                        lastSent = .now
-                    }
-                }
+                if failures > 0 { logger.info("following the event log again") }
+                failures = 0
+                backoff.reset()
+                // Returns when the log lost events after the hub's position before it read them:
+                // the next turn finds that out and starts again from the log's end.
+                try await read(from: start)
             } catch {
                 if Task.isCancelled { return }
                 failures += 1
@@ -295,8 +246,60 @@ final class EventHub: Service, Sendable {
         }
     }
 
+    /// Where to read from: the hub's position while the log still holds everything after it,
+    /// else (the first time, or after losing track) the log's end.
+    private func startingPoint() async throws -> EventCursor {
+        let log = try await reader.eventLogState()
+        guard let known = state.withLock({ $0.position }) else { return log.lastGenerated }
+        if log.holdsEverything(after: known) { return known }
+        // Trimmed while the hub was away or behind, or another log (a failover to a replica that
+        // had not received the last events). Reading on from it could skip events: end every
+        // stream (their clients resume and get 410), tell the keeper, follow from the log's end.
+        logger.warning(
+            "the event log no longer holds the hub's position (trimmed, or a failover); ending every stream",
+            metadata: ["position": "\(known)", "log.last": "\(log.lastGenerated)"])
+        endAll()
+        snapshots.hubLostTrack()
+        return log.lastGenerated
+    }
+
+    /// Reads the log after `start` and hands out what it reads, with heartbeats between; returns
+    /// when events after its position left the log before it read them.
+    private func read(from start: EventCursor) async throws {
+        let tick = heartbeatInterval / Self.heartbeatSlices
+        var position = start
+        var heartbeats = (slice: 0, last: ContinuousClock.now)
+        var lastEvents: ContinuousClock.Instant?
+        var behind = false
+        while !Task.isCancelled {
+            // A broadcast costs every stream a wakeup and a write. Under a flood of changes,
+            // gather for a moment instead of broadcasting each one: at most one broadcast per
+            // `pace` (longer with more streams). A quiet log, or a hub that is behind (its last
+            // read was a full page), does not wait.
+            if !behind, let lastEvents {
+                let elapsed = ContinuousClock.now - lastEvents
+                if elapsed < broadcastPace { try await Task.sleep(for: broadcastPace - elapsed) }
+            }
+            guard case .events(let events) = try await reader.waitForEvents(after: position, block: tick, count: Self.pageSize) else {
+                return
+            }
+            behind = events.count >= Self.pageSize
+            if let last = events.last, let cursor = EventCursor(last.id) {
+                snapshots.offer(from: position, events)
+                position = cursor
+                broadcast(events, position: position)
+                heartbeats.last = .now
+                lastEvents = .now
+            } else if ContinuousClock.now - heartbeats.last >= tick - tick / 10 {
+                // Each slice in turn: every stream hears from the hub once an interval.
+                broadcast([], position: position, slice: heartbeats.slice)
+                heartbeats = ((heartbeats.slice + 1) % Self.heartbeatSlices, .now)
+            }
+        }
+    }
+
     /// Events read from the log at once.
-    static let pageSize = 1000
+    public static let pageSize = 1000
 
     /// Heartbeats go to the streams whose ID falls in one of this many slices at a time.
     static let heartbeatSlices = 10
@@ -329,12 +332,12 @@ final class EventHub: Service, Sendable {
     }
 
     /// Every open stream, oldest first.
-    func streams(now: Double) -> [StreamStatus] {
+    public func streams(now: Double) -> [StreamStatus] {
         state.withLock { $0.subscribers }.sorted { $0.key < $1.key }.map { $0.value.status(now: now) }
     }
 
     /// Ends a stream's queue and forgets it.
-    func remove(_ id: Int) {
+    public func remove(_ id: Int) {
         let subscription = state.withLock { state -> Subscription? in
             guard let subscription = state.subscribers.removeValue(forKey: id) else { return nil }
             let client = subscription.follower.client
@@ -356,19 +359,22 @@ final class EventHub: Service, Sendable {
         for subscription in subscribers.values { subscription.queue.finish() }
     }
 
-    /// Opens a stream of the events after `since` (or from now). Its writer replays what lies
-    /// before the hub's position itself (``Subscription/needsReplay``), then takes live items.
+    /// Opens a stream of the events after `since`, or, without one, of those written from now
+    /// on: after the log's position as Redis gives it when the request comes (the hub may not
+    /// have read yet a change Redis acknowledged before, and the stream must not carry it). Its
+    /// writer replays what lies before the hub's position itself (``Subscription/stream(replays:delivered:write:)``).
     /// - Parameter close: Closes the stream's connection, for a reader that does not keep up.
-    /// - Throws: ``SubscribeError``.
-    func subscribe(since: EventCursor?, follower: Follower, close: @escaping @Sendable () -> Void) throws(SubscribeError) -> Subscription {
+    /// - Throws: ``SubscribeError``, or the store's error when Redis cannot say where the log is.
+    public func subscribe(since: EventCursor?, follower: Follower, close: @escaping @Sendable () -> Void) async throws -> Subscription {
+        let start: EventCursor
+        if let since { start = since } else { start = try await store.lastEventCursor() }
         let outcome = state.withLock { state -> Result<Subscription, SubscribeError> in
             guard state.following, let position = state.position else { return .failure(.unavailable) }
             guard state.subscribers.count < maximumStreams else { return .failure(.overloaded) }
             guard state.clients[follower.client, default: 0] < maximumStreamsPerClient else { return .failure(.clientLimit) }
             state.clients[follower.client, default: 0] += 1
             let subscription = Subscription(
-                id: state.nextID, follower: follower, since: since, replayThrough: max(since ?? position, position), limit: bufferBytes,
-                close: close)
+                id: state.nextID, follower: follower, since: start, replayThrough: max(start, position), limit: bufferBytes, close: close)
             state.nextID += 1
             state.subscribers[subscription.id] = subscription
             return .success(subscription)

@@ -14,8 +14,15 @@ struct RenderedEvent: Sendable {
         guard let cursor = EventCursor(event.id) else { return nil }
         self.cursor = cursor
         var buffer = ByteBuffer()
-        CacheController.write(event, into: &buffer)
+        Self.render(event, into: &buffer)
         self.bytes = buffer
+    }
+
+    /// One event as `text/event-stream`: `event:`, `id:` (its cursor), `data:` (the record).
+    static func render(_ event: StoreEvent, into buffer: inout ByteBuffer) {
+        buffer.writeString("event: \(event.type)\nid: \(event.id)\ndata: ")
+        buffer.writeBytes(event.data)
+        buffer.writeString("\n\n")
     }
 }
 

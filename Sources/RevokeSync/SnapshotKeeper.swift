@@ -16,30 +16,37 @@ import Synchronization
 /// reading the log's position first; from then on it applies every event the ``EventHub``
 /// reads, in log order. Never a gap: each page the hub reads comes with the position it was read
 /// after, and when that is past the keeper's (a page it dropped while busy, or the hub started
-/// later), the keeper reads the missing events from the log itself. When the log no longer
+/// later), the keeper reads the missing events from the log itself
+/// (``RevocationStore/events(after:count:)``, proven complete). When the log no longer
 /// holds them (trimmed, or a failover to another log), or the hub lost track of the log, or an
 /// event cannot be read, it loads everything again.
 ///
 /// Expired `jti`s leave the filter when a quarter of what it holds is dead, or when it took more
 /// than it was sized for: a new filter is built from the hashes in memory
 /// (``SnapshotState/rebuilt(now:)``), off the event loops.
-actor SnapshotKeeper: Service {
-    struct Built: Sendable {
-        var bytes: ByteBuffer
-        /// The state's ``SnapshotKeeper/generation`` it was encoded from.
+public actor SnapshotKeeper: Service {
+    public struct Built: Sendable {
+        public var bytes: ByteBuffer
+        /// The state's generation it was encoded from.
         var generation: Int
-        var cursor: EventCursor
+        public var cursor: EventCursor
         var builtAt: ContinuousClock.Instant
     }
 
     /// What it counts, for `/metrics`.
-    struct Metrics: Sendable {
+    public struct Metrics: Sendable {
         /// Full loads from Redis: one at start, then one each time it could have missed an event.
         var loads: CoreMetrics.Counter
         /// Filters rebuilt from memory.
         var rebuilds: CoreMetrics.Counter
         /// Live revocations held, each second.
         var revocations: CoreMetrics.Gauge
+
+        public init(loads: CoreMetrics.Counter, rebuilds: CoreMetrics.Counter, revocations: CoreMetrics.Gauge) {
+            self.loads = loads
+            self.rebuilds = rebuilds
+            self.revocations = revocations
+        }
     }
 
     /// What the keeper works through, one at a time.
@@ -50,6 +57,59 @@ actor SnapshotKeeper: Service {
         case tick
     }
 
+    /// Where the keeper stands. Every change of phase is one of the mutating methods below.
+    enum Phase {
+        /// Nothing to serve: a load is due from `retryAt` (at once, or after a pause when Redis
+        /// failed; `failure` is what requests waiting meanwhile are told).
+        case unloaded(retryAt: ContinuousClock.Instant, failure: (any Error)?)
+        /// The state as of its cursor, loaded when the hub had lost track `marker` times.
+        case following(SnapshotState, marker: Int)
+
+        /// The state, when there is one to serve.
+        var state: SnapshotState? {
+            if case .following(let state, _) = self { state } else { nil }
+        }
+
+        /// A load completed.
+        mutating func loaded(_ state: SnapshotState, marker: Int) {
+            self = .following(state, marker: marker)
+        }
+
+        /// What the state holds can no longer be vouched for (the hub lost track since it was
+        /// loaded, the log no longer holds what comes after its cursor, too many unrevoked
+        /// `jti`s): load again at once. A load pending after a failure is brought forward.
+        mutating func mustLoad() {
+            self = .unloaded(retryAt: .now, failure: nil)
+        }
+
+        /// Something failed while the state changed: whatever it missed must not be served.
+        /// After Redis failed, the next load waits `pause`.
+        mutating func failed(_ error: any Error, pause: Duration?) {
+            self = .unloaded(retryAt: .now + (pause ?? .zero), failure: pause == nil ? nil : error)
+        }
+
+        /// Redis just answered a request: a load pending after a failure may run now.
+        mutating func retryNow() {
+            if case .unloaded(_, let failure) = self { self = .unloaded(retryAt: .now, failure: failure) }
+        }
+
+        /// Takes the state out to change it in place (the phase holds no other reference), or
+        /// nil when there is none. Put it back with ``loaded(_:marker:)``; a throw in between
+        /// leaves the phase unloaded.
+        mutating func take() -> (state: SnapshotState, marker: Int)? {
+            guard case .following(let state, let marker) = self else { return nil }
+            self = .unloaded(retryAt: .now, failure: nil)
+            return (state, marker)
+        }
+    }
+
+    /// A request waiting for the state to reach a position of the log.
+    private struct Waiter {
+        var position: EventCursor
+        var deadline: ContinuousClock.Instant
+        var continuation: CheckedContinuation<SnapshotState, any Error>
+    }
+
     private let store: RevocationStore
     private let falsePositiveRate: Double
     private let maximumAge: Duration
@@ -57,8 +117,9 @@ actor SnapshotKeeper: Service {
     private let logger: Logger
     private let inputs: AsyncStream<Input>
     private let continuation: AsyncStream<Input>.Continuation
-    /// Set when the hub lost track of the log (every stream ended): the state must be loaded
-    /// again. Counted, so that no report is lost however busy the keeper is.
+    /// How many times the hub lost track of the log (every stream ended): a state loaded before
+    /// the last time must be loaded again. Counted, so that no report is lost however busy the
+    /// keeper is.
     private let lostTrack = Atomic(0)
     /// Set when a page of events was dropped: the keeper reads the log up to its end.
     private let dropped = Atomic(false)
@@ -66,21 +127,17 @@ actor SnapshotKeeper: Service {
     /// not push out pages of events.
     private let tickQueued = Atomic(false)
 
-    private var state: SnapshotState?
-    /// `lostTrack` when the state was loaded.
-    private var loadedAt = 0
-    private var loadFailure: (any Error)?
-    /// A request found that the log no longer holds everything after the state's cursor.
-    private var loadRequested = false
-    private var nextLoad = ContinuousClock.now
+    private var phase = Phase.unloaded(retryAt: .now, failure: nil)
     private var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+    private var waiters: [Int: Waiter] = [:]
+    private var nextWaiter = 0
     private var current: Built?
     /// Counts the state's changes (events, loads, rebuilds): a built snapshot of the same
     /// generation needs no new encoding.
     private var generation = 0
     private var encoding: Task<Built, any Error>?
 
-    init(store: RevocationStore, falsePositiveRate: Double, maximumAge: Duration, metrics: Metrics, logger: Logger) {
+    public init(store: RevocationStore, falsePositiveRate: Double, maximumAge: Duration, metrics: Metrics, logger: Logger) {
         self.store = store
         self.metrics = metrics
         self.falsePositiveRate = falsePositiveRate
@@ -120,7 +177,7 @@ actor SnapshotKeeper: Service {
 
     // MARK: - Running
 
-    func run() async throws {
+    public func run() async throws {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -138,13 +195,18 @@ actor SnapshotKeeper: Service {
             }
         }
         continuation.finish()
+        for waiter in waiters.values { waiter.continuation.resume(throwing: CancellationError()) }
+        waiters = [:]
     }
 
     private func handle(_ input: Input) async {
         if case .tick = input { tickQueued.store(false, ordering: .releasing) }
         do {
-            if state == nil || lostTrack.load(ordering: .acquiring) != loadedAt || state?.needsLoad == true || loadRequested {
-                guard ContinuousClock.now >= nextLoad else { return }
+            if case .following(let state, let marker) = phase, marker != lostTrack.load(ordering: .acquiring) || state.needsLoad {
+                phase.mustLoad()
+            }
+            if case .unloaded(let retryAt, _) = phase {
+                guard ContinuousClock.now >= retryAt else { return expireWaiters() }
                 try await load()
             }
             switch input {
@@ -152,20 +214,24 @@ actor SnapshotKeeper: Service {
                 try await catchUp(through: from)
                 try apply(events)
             case .tick:
-                if dropped.exchange(false, ordering: .acquiring) { try await catchUp(through: store.lastEventCursor()) }
+                if dropped.exchange(false, ordering: .acquiring) {
+                    try await catchUp(through: store.lastEventCursor())
+                } else if let wanted = waiters.values.map(\.position).max() {
+                    // Requests wait for a position the hub has not brought yet: read up to it.
+                    try await catchUp(through: wanted)
+                }
                 try await rebuildIfDue()
-                if let state { metrics.revocations.record(state.live(now: store.currentTime)) }
+                if let state = phase.state { metrics.revocations.record(state.live(now: store.currentTime)) }
+                expireWaiters()
             }
         } catch {
             // Whatever the state missed, it must not be served: load again (after a pause when
             // Redis is what failed).
-            if state != nil { logger.warning("the snapshot lost step with the event log; loading it again", metadata: ["error": "\(error)"]) }
-            state = nil
-            if !(error is SnapshotState.UnreadableEvent) && !(error is LostStep) {
-                loadFailure = error
-                nextLoad = .now + backoff.next()
-            }
+            if phase.state != nil { logger.warning("the snapshot lost step with the event log; loading it again", metadata: ["error": "\(error)"]) }
+            let fromRedis = !(error is SnapshotState.UnreadableEvent) && !(error is LostStep)
+            phase.failed(error, pause: fromRedis ? backoff.next() : nil)
         }
+        resumeWaiters()
     }
 
     /// The log no longer holds what the state needs next.
@@ -176,7 +242,6 @@ actor SnapshotKeeper: Service {
     private func load() async throws {
         let marker = lostTrack.load(ordering: .acquiring)
         let started = ContinuousClock.now
-        state = nil
         var loaded = SnapshotState(cursor: try await store.lastEventCursor(), falsePositiveRate: falsePositiveRate, policy: store.policy)
         try await store.scanSnapshotRecords { page in
             for (jti, expiresAt) in page.revocations {
@@ -189,11 +254,8 @@ actor SnapshotKeeper: Service {
         }
         let now = store.currentTime
         loaded = try await Self.offload { [loaded] in loaded.rebuilt(now: now) }
-        state = loaded
-        loadRequested = false
+        phase.loaded(loaded, marker: marker)
         generation += 1
-        loadedAt = marker
-        loadFailure = nil
         backoff.reset()
         metrics.loads.increment()
         logger.info(
@@ -206,36 +268,36 @@ actor SnapshotKeeper: Service {
 
     /// Reads from the log whatever lies between the state's cursor and `position`.
     private func catchUp(through position: EventCursor) async throws {
-        while let cursor = state?.cursor, cursor < position {
-            let page = try await store.events(after: cursor, count: EventHub.pageSize)
-            // Complete only if nothing after the cursor was removed before the page was read.
-            if try await store.isGone(after: cursor) { throw LostStep() }
-            if page.isEmpty { return }
-            try apply(page)
+        while let cursor = phase.state?.cursor, cursor < position {
+            switch try await store.events(after: cursor, count: EventHub.pageSize) {
+            case .gone: throw LostStep()
+            case .events(let page):
+                if page.isEmpty { return }
+                try apply(page)
+            }
         }
     }
 
-    /// Applies the events after the state's cursor.
-    /// A throw leaves the state for ``handle(_:)`` to drop.
+    /// Applies the events after the state's cursor, in place.
+    /// A throw leaves the phase unloaded, for ``handle(_:)`` to note why.
     private func apply(_ events: [StoreEvent]) throws {
-        guard var updated = state else { return }
-        // The only reference: changed in place, not copied (a throw leaves none).
-        state = nil
+        guard !events.isEmpty, let taken = phase.take() else { return }
+        var state = taken.state
         for event in events {
             guard let id = EventCursor(event.id) else { throw SnapshotState.UnreadableEvent(type: event.type, id: event.id) }
-            if id <= updated.cursor { continue }
-            try updated.apply(event)
+            if id <= state.cursor { continue }
+            try state.apply(event)
         }
-        state = updated
+        phase.loaded(state, marker: taken.marker)
         generation += 1
     }
 
     private func rebuildIfDue() async throws {
         let now = store.currentTime
-        guard let held = state, held.needsRebuild(now: now) else { return }
+        guard case .following(let held, let marker) = phase, held.needsRebuild(now: now) else { return }
         let rebuilt = try await Self.offload { held.rebuilt(now: now) }
         // Nothing changed the state meanwhile: only this task changes it.
-        state = rebuilt
+        phase.loaded(rebuilt, marker: marker)
         generation += 1
         metrics.rebuilds.increment()
     }
@@ -251,7 +313,7 @@ actor SnapshotKeeper: Service {
     /// The snapshot to serve: it holds every change acknowledged before the request (the keeper
     /// first applies the log up to its end as the request found it), unless one younger than
     /// `maximumAge` was built, whose cursor the log still holds.
-    func snapshot() async throws -> Built {
+    public func snapshot() async throws -> Built {
         let log = try await store.eventLogState()
         if let current, ContinuousClock.now - current.builtAt < maximumAge, log.holdsEverything(after: current.cursor) {
             return current
@@ -282,31 +344,60 @@ actor SnapshotKeeper: Service {
     /// state's cursor that were removed before the hub read them (an operator's trim, say, with
     /// nothing written since for the hub to notice) make it load again first.
     private func caughtUp(with log: EventLogState) async throws -> SnapshotState {
-        if let state, !log.holdsEverything(after: state.cursor) { loadRequested = true }
-        try await waitUntilApplied(through: log.lastGenerated)
-        guard let state else { throw StoreError(.unavailable, "the snapshot is being loaded again") }
-        return state
+        if let state = phase.state, !log.holdsEverything(after: state.cursor) { phase.mustLoad() }
+        return try await waitUntilApplied(through: log.lastGenerated)
     }
 
-    /// Waits until the state holds every event up to `position`. Redis answered the request just
-    /// before, so a load that failed is tried again at once; a state that is still being loaded
-    /// or a log that cannot be followed makes the wait fail after a while (503).
-    private func waitUntilApplied(through position: EventCursor) async throws {
-        let deadline = ContinuousClock.now + Self.applyTimeout
-        var asked = false
-        while true {
-            if let state, state.cursor >= position, !loadRequested, lostTrack.load(ordering: .acquiring) == loadedAt { return }
-            guard ContinuousClock.now < deadline else {
-                throw loadFailure ?? StoreError(.unavailable, "the snapshot has not caught up with the event log")
+    /// Waits until the state holds every event up to `position`, and returns it. Redis answered
+    /// the request just before, so a load that failed is tried again at once; a state that is
+    /// still being loaded, or a log that cannot be followed, makes the wait fail after
+    /// ``applyTimeout`` (503). The keeper resumes the wait when its state gets there.
+    private func waitUntilApplied(through position: EventCursor) async throws -> SnapshotState {
+        if let state = phase.state, state.cursor >= position, !isStale(state) { return state }
+        // Ask the keeper to look now rather than at its next tick.
+        phase.retryNow()
+        tick()
+        let id = nextWaiter
+        nextWaiter += 1
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                if Task.isCancelled { return continuation.resume(throwing: CancellationError()) }
+                waiters[id] = Waiter(position: position, deadline: .now + Self.applyTimeout, continuation: continuation)
             }
-            if !asked {
-                // Ask the keeper to look now rather than at its next tick.
-                if state == nil || loadRequested { nextLoad = .now }
-                tick()
-                asked = true
-            }
-            try await Task.sleep(for: .milliseconds(2))
+        } onCancel: {
+            Task { await self.cancelWaiter(id) }
         }
+    }
+
+    /// Whether the hub lost track of the log since the state was loaded (the keeper has not
+    /// handled it yet).
+    private func isStale(_ state: SnapshotState) -> Bool {
+        guard case .following(_, let marker) = phase else { return true }
+        return marker != lostTrack.load(ordering: .acquiring)
+    }
+
+    /// Resumes the requests whose position the state has reached.
+    private func resumeWaiters() {
+        guard !waiters.isEmpty, let state = phase.state, !isStale(state) else { return }
+        for (id, waiter) in waiters where waiter.position <= state.cursor {
+            waiters[id] = nil
+            waiter.continuation.resume(returning: state)
+        }
+    }
+
+    /// Fails the requests that waited longer than ``applyTimeout``.
+    private func expireWaiters() {
+        let now = ContinuousClock.now
+        for (id, waiter) in waiters where waiter.deadline <= now {
+            waiters[id] = nil
+            var failure: (any Error)?
+            if case .unloaded(_, let error) = phase { failure = error }
+            waiter.continuation.resume(throwing: failure ?? StoreError(.unavailable, "the snapshot has not caught up with the event log"))
+        }
+    }
+
+    private func cancelWaiter(_ id: Int) {
+        waiters.removeValue(forKey: id)?.continuation.resume(throwing: CancellationError())
     }
 
     /// How long a request waits for the keeper to reach the log's end: a load of ten million
@@ -314,7 +405,7 @@ actor SnapshotKeeper: Service {
     static let applyTimeout: Duration = .seconds(30)
 
     /// What `GET /v1/status` counts: live revocations and cutoffs now, and the position.
-    func counts() async throws -> (revocations: Int, cutoffs: Int, cursor: EventCursor) {
+    public func counts() async throws -> (revocations: Int, cutoffs: Int, cursor: EventCursor) {
         let state = try await caughtUp(with: try await store.eventLogState())
         let now = store.currentTime
         return (state.live(now: now), state.liveCutoffs(now: now).count, state.cursor)

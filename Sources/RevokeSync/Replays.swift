@@ -18,10 +18,10 @@ import Synchronization
 /// until that client's pages before it have had their share of the rate. A storm from one
 /// client is slower to replay, never a reason for checks to time out; a verifier resuming from
 /// a recent cursor (a few kilobytes), the usual case, does not wait.
-struct Replays: Sendable {
+public struct Replays: Sendable {
     /// Events a replay reads at a time (the keeper that follows the log reads pages of
     /// ``EventHub/pageSize``).
-    static let pageSize = 500
+    public static let pageSize = 500
 
     /// The store, read through the replays' own connection.
     let store: RevocationStore
@@ -29,7 +29,7 @@ struct Replays: Sendable {
 
     private let pacer: Pacer
 
-    init(store: RevocationStore, concurrency: Int = 2, bytesPerSecond: Int = 1 << 20) {
+    public init(store: RevocationStore, concurrency: Int = 2, bytesPerSecond: Int = 1 << 20) {
         self.store = store
         self.gate = Gate(permits: concurrency)
         self.pacer = Pacer(bytesPerSecond: bytesPerSecond)
@@ -73,18 +73,14 @@ struct Replays: Sendable {
     }
 
     /// Whether anything after `cursor` has left the log (then the stream must not start).
-    func isGone(after cursor: EventCursor) async throws -> Bool {
+    public func isGone(after cursor: EventCursor) async throws -> Bool {
         try await gate.run { try await store.isGone(after: cursor) }
     }
 
-    /// The events after `cursor` (at most `count`), and whether the log still held everything
-    /// after `cursor` once they were read: a page is only written when nothing was lost before it.
-    func page(after cursor: EventCursor, count: Int) async throws -> (events: [StoreEvent], complete: Bool) {
-        try await gate.run {
-            let events = try await store.events(after: cursor, count: count)
-            // Whatever was removed after the read is later than the page.
-            return (events, try await !store.isGone(after: cursor))
-        }
+    /// The events after `cursor` (at most `count`), proven to follow it without a gap
+    /// (``RevocationStore/events(after:count:)``).
+    func events(after cursor: EventCursor, count: Int) async throws -> EventPage {
+        try await gate.run { try await store.events(after: cursor, count: count) }
     }
 
     /// A counting semaphore for tasks: at most `permits` bodies run at once, the rest wait in
