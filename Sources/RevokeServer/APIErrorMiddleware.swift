@@ -58,7 +58,6 @@ extension APIError {
     init(httpStatus status: HTTPResponse.Status, message: String) {
         self = switch status {
         case .notFound: .notFound()
-        case .methodNotAllowed: APIError(status, code: "method_not_allowed", message: "method not allowed on this path")
         case .contentTooLarge:
             APIError(status, code: "payload_too_large", message: "the body is larger than \(Limits.maximumBodyBytes / 1024) KiB")
         case .unsupportedMediaType:

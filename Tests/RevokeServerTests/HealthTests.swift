@@ -56,6 +56,8 @@ import Testing
             for (method, path, allow) in [
                 (HTTPRequest.Method.trace, "/v1/status", "GET"), (.options, "/healthz", "GET"), (HTTPRequest.Method("QUERY")!, "/metrics", "GET"),
                 (.head, "/v1/check", "POST"), (.put, "/v1/revocations/x", "GET, DELETE"),
+                // A method HTTP itself does not define is refused the same way.
+                (HTTPRequest.Method("PROPFIND")!, "/v1/revocations/x", "GET, DELETE"), (HTTPRequest.Method("PURGE")!, "/v1/snapshot", "GET"),
             ] {
                 let reply = try await client.call(method, path, key: "admin-secret")
                 #expect(reply.status == .methodNotAllowed, "\(method) \(path)")
