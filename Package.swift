@@ -225,6 +225,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The README's Swift examples, built in a package of their own.
+        .testTarget(
+            name: "ReadmeTests",
+            dependencies: ["ChildProcess"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RevokeSyncTests",
             dependencies: ["RevokeCore", "RevokeSnapshot", "RevokeStore", "RevokeSync"],
