@@ -38,7 +38,8 @@ extension RevokeClient {
 
     private func synchronize(_ cache: RevocationCache) async {
         var cursor: String?
-        var loadedAt = ContinuousClock.now
+        let clock = cache.configuration.clock
+        var loadedAt = clock()
         var failures = 0
         var backoff = Backoff(initial: .milliseconds(50), maximum: .seconds(2))
         // 410s in a row: each waits longer before the next snapshot.
@@ -49,7 +50,7 @@ extension RevokeClient {
                     let snapshot = try await loadSnapshot()
                     cache.load(snapshot)
                     cursor = snapshot.cursor
-                    loadedAt = .now
+                    loadedAt = clock()
                     logger.debug("snapshot loaded", metadata: ["revocations": "\(snapshot.revocations)", "cursor": "\(snapshot.cursor)"])
                 }
                 let end = try await streamEvents(after: cursor!, into: cache, refreshAt: loadedAt + cache.configuration.refreshInterval) {
@@ -132,7 +133,7 @@ extension RevokeClient {
                     cache.configuration.onEvent?(type, id)
                 }
             }
-            if ContinuousClock.now >= refreshAt { return .refreshDue }
+            if cache.configuration.clock() >= refreshAt { return .refreshDue }
         }
         return .ended
     }

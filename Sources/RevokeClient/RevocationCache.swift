@@ -207,14 +207,14 @@ final class RevocationCache: Sendable {
     /// The live log was heard from: a heartbeat, which the server sends only on a stream that
     /// has caught up with the log.
     func heard() {
-        lastHeard.store(nanoseconds(ContinuousClock.now - RevokeClient.Verdict.Heard.origin), ordering: .relaxed)
+        lastHeard.store(nanoseconds(configuration.clock() - RevokeClient.Verdict.Heard.origin), ordering: .relaxed)
         fresh.store(true, ordering: .releasing)
     }
 
     /// Marks the cache stale when it has heard nothing for too long; run every so often.
     func judgeFreshness() {
         view.reclaim()
-        let silent = nanoseconds(ContinuousClock.now - RevokeClient.Verdict.Heard.origin) - lastHeard.load(ordering: .relaxed)
+        let silent = nanoseconds(configuration.clock() - RevokeClient.Verdict.Heard.origin) - lastHeard.load(ordering: .relaxed)
         staleness.record(Double(silent) / 1e9)
         if fresh.load(ordering: .relaxed) && silent > nanoseconds(configuration.staleness) {
             fresh.store(false, ordering: .releasing)

@@ -62,15 +62,20 @@ public final class RevokeClient: Service, Sendable {
         public var refreshInterval: Duration
         /// Called after each event is applied, with its type and cursor (for observability).
         public var onEvent: (@Sendable (_ type: String, _ cursor: String) -> Void)?
+        /// The time by which the cache judges its staleness and when its snapshot is due again:
+        /// the monotonic clock, unless a test drives one of its own.
+        public var clock: @Sendable () -> ContinuousClock.Instant
 
         public init(
             staleness: Duration = .seconds(5), failurePolicy: FailurePolicy = .failClosed, refreshInterval: Duration = .seconds(600),
-            onEvent: (@Sendable (_ type: String, _ cursor: String) -> Void)? = nil
+            onEvent: (@Sendable (_ type: String, _ cursor: String) -> Void)? = nil,
+            clock: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
         ) {
             self.staleness = staleness
             self.failurePolicy = failurePolicy
             self.refreshInterval = refreshInterval
             self.onEvent = onEvent
+            self.clock = clock
         }
     }
 

@@ -10,6 +10,7 @@ import RedisSupervisor
 import RedisTestSupport
 import RevokeCore
 import RevokeServer
+import Synchronization
 import Testing
 
 /// An HMAC secret long enough for HS256, HS384 and HS512.
@@ -17,8 +18,9 @@ let testSecret = String(repeating: "s3cr3t-", count: 10)
 
 /// Runs `body` against a live `revoked` built on a private `redis-server`, with a client for
 /// the API and a Redis client to inspect what was stored.
+/// - Parameter now: revoked's clock (Unix seconds); tests that move time pass their own.
 func withRevoked(
-    configure: (inout ServerConfiguration) -> Void = { _ in },
+    configure: (inout ServerConfiguration) -> Void = { _ in }, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
     _ body: @escaping @Sendable (any TestClientProtocol, RedisClient, RedisServerProcess) async throws -> Void
 ) async throws {
     try await withRedisServer { server in
@@ -28,7 +30,7 @@ func withRevoked(
         redis.reconnectBackoff = .milliseconds(20)
         redis.maximumReconnectBackoff = .milliseconds(100)
         try await withRedisClient(server.configuration()) { inspector in
-            try await withRevoked(redis: redis, configure: configure) { client in
+            try await withRevoked(redis: redis, configure: configure, now: now) { client in
                 try await body(client, inspector, server)
             }
         }
@@ -38,6 +40,7 @@ func withRevoked(
 /// Runs `body` against a live `revoked` on `redis` (any deployment), once it is ready.
 func withRevoked(
     redis: RedisConfiguration, ready: Bool = true, configure: (inout ServerConfiguration) -> Void = { _ in },
+    now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
     _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
 ) async throws {
     var configuration = ServerConfiguration()
@@ -46,10 +49,25 @@ func withRevoked(
     configuration.hmacSecret = testSecret
     configuration.adminKeys = [APIKey(name: "ops", secret: "admin-secret", role: .admin)]
     configure(&configuration)
-    let app = try await buildApplication(configuration: configuration, logger: Logger(label: "test"))
+    let app = try await buildApplication(configuration: configuration, logger: Logger(label: "test"), now: now)
     try await app.test(.live) { client in
         if ready { try await waitUntilReady(client) }
         try await body(client)
+    }
+}
+
+/// A clock a test moves forward by hand: the real one plus what the test added.
+final class DrivenClock: Sendable {
+    private let offset = Mutex(Duration.zero)
+
+    func advance(by duration: Duration) { offset.withLock { $0 += duration } }
+
+    /// The monotonic clock, moved: for a caching client (`CacheConfiguration.clock`).
+    var monotonic: @Sendable () -> ContinuousClock.Instant { { ContinuousClock.now + self.offset.withLock { $0 } } }
+
+    /// Unix seconds, moved: for revoked's `now`.
+    var unixSeconds: @Sendable () -> Double {
+        { Date().timeIntervalSince1970 + Double(self.offset.withLock { $0 } / .milliseconds(1)) / 1000 }
     }
 }
 

@@ -128,24 +128,33 @@ func withCachingClient(
         }
     }
 
+    /// Both clocks are driven: revoked's (its snapshot drops a revocation once its clock is
+    /// past the token's expiry) and the client's (its snapshot is due again after
+    /// `refreshInterval`). Redis' expiry, which no clock of ours drives, is what a `DEL` does.
     @Test func expiredJTIsLeaveTheFilterAtTheNextSnapshot() async throws {
-        try await withRevoked { configuration in
-            configuration.snapshotMaximumAge = 0
-        } _: { (client, _, _) async throws in
+        let serverClock = DrivenClock()
+        let clientClock = DrivenClock()
+        try await withRevoked(configure: { $0.snapshotMaximumAge = 0 }, now: serverClock.unixSeconds) { (client, redis, _) async throws in
             let port = try #require(client.port)
-            let applied = AppliedEvents()
-            let expiresAt = Int(Date().timeIntervalSince1970) + 2
+            let expiresAt = Int(serverClock.unixSeconds()) + 60
             #expect(try await client.call(.post, "/v1/revocations", json: #"{"jti":"short-lived","expires_at":\#(expiresAt)}"#, key: "admin-secret").status == .created)
-            try await withCachingClient(port: port, cache: .init(refreshInterval: .seconds(1), onEvent: applied.onEvent)) { revoke in
+            try await withCachingClient(port: port, cache: .init(refreshInterval: .seconds(600), clock: clientClock.monotonic)) { revoke in
                 let query = CheckQuery(jti: "short-lived")
-                // Answered before it expired (by the time the test saw): revoked, by the server,
-                // since the filter holds it. A slower machine may reach this line too late to ask.
-                let verdict = await revoke.check(query)
-                if Date().timeIntervalSince1970 < Double(expiresAt) {
-                    #expect(verdict == .init(revoked: true, reason: .jti, source: .server))
-                }
+                // Revoked, by the server, since the filter holds it.
+                #expect(await revoke.check(query) == .init(revoked: true, reason: .jti, source: .server))
                 let loaded = revoke.snapshotsLoaded
-                // Once Redis expires it and a new snapshot loads, the filter no longer holds it.
+                // The token expires: Redis lets the key go, revoked's clock passes its expiry
+                // (and the skew), and the client's next snapshot is due.
+                _ = try await redis.send(RedisCommand("DEL", "revoke:jti:short-lived"))
+                serverClock.advance(by: .seconds(3600))
+                try await waitUntil("revoked's snapshot no longer holds it") {
+                    let snapshot = try? await client.execute(uri: "/v1/snapshot", method: .get) { response in
+                        try Snapshot(decoding: Array(response.body.readableBytesView))
+                    }
+                    return snapshot.map { $0.revocations == 0 && !$0.filter.mightContain("short-lived") } ?? false
+                }
+                clientClock.advance(by: .seconds(601))
+                // The filter no longer holds it: answered from the cache.
                 try await waitUntil("the expired jti left the filter") {
                     await revoke.check(query) == .init(revoked: false, source: .cache)
                 }
@@ -214,9 +223,11 @@ func withCachingClient(
             let server = try Revoked.start(port: port, redisURL: url, environment: ["REVOKE_ADMIN_KEYS": "ops:k-0123456789abcdef"])
             defer { server.process.signal(SIGKILL) }
             try await server.waitUntilReady()
-            // Three heartbeats' worth of silence, so a busy machine does not go stale by chance.
-            let closed = RevokeClient.CacheConfiguration(staleness: .seconds(3))
-            let open = RevokeClient.CacheConfiguration(staleness: .seconds(3), failurePolicy: .failOpen)
+            // Staleness is judged on a clock the test drives: a minute of silence, which a busy
+            // machine never reaches by chance, passes when the test says so.
+            let clock = DrivenClock()
+            let closed = RevokeClient.CacheConfiguration(staleness: .seconds(60), clock: clock.monotonic)
+            let open = RevokeClient.CacheConfiguration(staleness: .seconds(60), failurePolicy: .failOpen, clock: clock.monotonic)
             try await withCachingClient(port: port, cache: closed, requestTimeout: .milliseconds(300)) { failClosed in
                 try await withCachingClient(port: port, cache: open, requestTimeout: .milliseconds(300)) { failOpen in
                     let query = CheckQuery(jti: "anything")
@@ -224,7 +235,10 @@ func withCachingClient(
                     // Frozen: no heartbeat, so the caches go stale and ask the server, which
                     // cannot answer: each applies its policy within the request timeout.
                     server.process.signal(SIGSTOP)
-                    try await waitUntil("the cache went stale") { !failClosed.isCacheFresh && !failOpen.isCacheFresh }
+                    try await waitUntil("the cache went stale") {
+                        clock.advance(by: .seconds(61))
+                        return !failClosed.isCacheFresh && !failOpen.isCacheFresh
+                    }
                     #expect(await failClosed.check(query) == .init(revoked: true, reason: .unavailable, source: .policy))
                     #expect(await failOpen.check(query) == .init(revoked: false, reason: .unavailable, source: .policy))
                     server.process.signal(SIGCONT)
