@@ -94,6 +94,7 @@ let package = Package(
         // A blocking loopback HTTP/1.1 socket for tests and benchmarks that write requests by hand.
         .target(
             name: "LoopbackHTTP",
+            path: "Tests/LoopbackHTTP",
             swiftSettings: swiftSettings
         ),
         // Redis over SwiftNIO with hiredis' reply reader: connections (plain or TLS), automatic
@@ -236,14 +237,63 @@ let package = Package(
             dependencies: ["RevokeCore", "RevokeSnapshot", "RevokeStore", "RevokeSync"],
             swiftSettings: swiftSettings
         ),
+        // Test support for everything that runs revoked: in process (`withRevoked`), as a
+        // process (`Revoked`, `Revokectl`), by raw HTTP, and a caching client beside it.
+        .target(
+            name: "RevokeTestSupport",
+            dependencies: [
+                "ChildProcess", "LoopbackHTTP", "Redis", "RedisSupervisor", "RedisTestSupport", "RevokeClient", "RevokeCore", "RevokeServer",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Tests/RevokeTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RevokeServerTests",
             dependencies: [
-                "RevokeServer", "RevokeStore", "RevokeSync", "RedisTestSupport", "Redis", "RedisSupervisor", "RevokeCore", "ChildProcess", "LoopbackHTTP", "RevokeClient", "RevokeHummingbird", "RevokeSnapshot", "RevokeHTTP",
+                "RevokeServer", "RevokeStore", "RevokeSync", "RevokeTestSupport", "RedisTestSupport", "Redis", "RedisSupervisor", "RevokeCore",
+                "ChildProcess", "LoopbackHTTP", "RevokeClient", "RevokeSnapshot", "RevokeHTTP",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The verifiers' client against a live revoked: its cache, its stream, its clock.
+        .testTarget(
+            name: "RevokeClientTests",
+            dependencies: [
+                "ChildProcess", "Redis", "RedisSupervisor", "RedisTestSupport", "RevokeClient", "RevokeCore", "RevokeServer", "RevokeSnapshot",
+                "RevokeTestSupport",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RevokeHummingbirdTests",
+            dependencies: [
+                "Redis", "RedisSupervisor", "RedisTestSupport", "RevokeClient", "RevokeCore", "RevokeHummingbird", "RevokeTestSupport",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // revokectl as a process against a live revoked.
+        .testTarget(
+            name: "RevokectlTests",
+            dependencies: [
+                "ChildProcess", "Redis", "RedisSupervisor", "RedisTestSupport", "RevokeCore", "RevokeServer", "RevokeTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -98,7 +98,7 @@ struct LogoutController: Sendable {
             logger.debug("revoked", metadata: ["jti": .client(jti), "source": "logout", "expires_at": "\(record.expiresAt.map(String.init) ?? "never")"])
             // The token's exp, as the contract answers; the record may last longer (an
             // administrator's "never" stays), never shorter.
-            return .revoked(Revoked(jti: jti, expiresAt: claims.expiresAtSeconds))
+            return .revoked(LogoutRevoked(jti: jti, expiresAt: claims.expiresAtSeconds))
         case .alreadyExpired:
             logger.debug("not revoked: already expired", metadata: ["jti": .client(jti), "source": "logout"])
             return .expired
@@ -107,7 +107,7 @@ struct LogoutController: Sendable {
 }
 
 /// `{"revoked": true, "jti": "...", "expires_at": <exp or null>}`.
-struct Revoked: Encodable {
+struct LogoutRevoked: Encodable {
     var revoked = true
     var jti: String
     var expiresAt: Int64?
@@ -127,7 +127,7 @@ struct Revoked: Encodable {
 
 /// One answer of a logout request.
 enum LogoutResult: Encodable {
-    case revoked(Revoked)
+    case revoked(LogoutRevoked)
     case expired
     case error(APIError)
 

@@ -69,8 +69,13 @@ import Testing
         configuration.maximumReconnectBackoff = .milliseconds(200)
         try await withRedisClient(configuration) { redis in
             _ = try await redis.send(RedisCommand("SET", "survives", "yes"))
+            // Written to disk before the kill: the rewrite has run to its end (INFO says so).
             _ = try await redis.send(RedisCommand("BGREWRITEAOF"))
-            try await Task.sleep(for: .milliseconds(300))
+            try await waitUntil("the AOF rewrite finished") {
+                let info = (try? await redis.send(RedisCommand("INFO", "persistence")).string) ?? ""
+                return info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0")
+                    && info.contains("aof_last_bgrewrite_status:ok")
+            }
             await first.kill()
 
             await #expect {

@@ -1,4 +1,5 @@
 import RevokeHTTP
+import RevokeTestSupport
 import Testing
 
 /// `BearerCredential` reads an `Authorization` value as Python's `str.split()` would (the most

@@ -3,6 +3,7 @@ import Redis
 import RevokeStore
 import RevokeCore
 import RevokeServer
+import RevokeTestSupport
 import Testing
 
 /// `docker-compose.yml` and the `Dockerfile`, checked without a Docker engine: the compose file

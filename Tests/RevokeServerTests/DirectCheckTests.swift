@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdTesting
 import LoopbackHTTP
 import RevokeServer
+import RevokeTestSupport
 import Testing
 
 /// `POST /v1/check` is answered on the connection's event loop, every other request by

@@ -5,6 +5,7 @@ import RedisTestSupport
 import RevokeServer
 import ServiceLifecycle
 import Synchronization
+import RevokeTestSupport
 import Testing
 
 @Suite struct EmbeddedRedisTests {

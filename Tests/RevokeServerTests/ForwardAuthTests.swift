@@ -7,6 +7,7 @@ import Redis
 import RedisSupervisor
 import RevokeCore
 @testable import RevokeServer
+import RevokeTestSupport
 import Testing
 
 /// Contract section 10: `/v1/forward-auth` for gateways. A request passes only with a token

@@ -8,6 +8,7 @@ import RedisSupervisor
 import RedisTestSupport
 import RevokeCore
 import RevokeServer
+import RevokeTestSupport
 import Testing
 
 @Suite struct HealthTests {

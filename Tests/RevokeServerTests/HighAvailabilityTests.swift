@@ -11,6 +11,7 @@ import RevokeCore
 import RevokeServer
 import RevokeStore
 import Synchronization
+import RevokeTestSupport
 import Testing
 
 #if canImport(Glibc)

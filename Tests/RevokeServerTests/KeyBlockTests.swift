@@ -8,6 +8,7 @@ import RevokeClient
 import RevokeCore
 import RevokeServer
 import RevokeSnapshot
+import RevokeTestSupport
 import Testing
 
 /// Contract section 7: a blocked signing key revokes every token it signed, whatever its `iat`,

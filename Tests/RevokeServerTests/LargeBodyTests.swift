@@ -1,4 +1,5 @@
 import HummingbirdTesting
+import RevokeTestSupport
 import Testing
 
 /// A body over 64 KiB is answered 413 with the JSON error body, and the client reads it: the

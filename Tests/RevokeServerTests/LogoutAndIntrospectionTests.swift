@@ -7,6 +7,7 @@ import RedisSupervisor
 import RedisTestSupport
 import RevokeCore
 import RevokeServer
+import RevokeTestSupport
 import Testing
 
 /// Tokens minted by PyJWT (HS256 with `secret`), one per payload, `headers` added to each header.

@@ -4,6 +4,7 @@ import Redis
 import RedisSupervisor
 import RedisTestSupport
 import RevokeServer
+import RevokeTestSupport
 import Testing
 
 @Suite struct MetricsTests {

@@ -3,6 +3,7 @@ import Foundation
 import Redis
 import RedisSupervisor
 import RedisTestSupport
+import RevokeTestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -11,6 +11,7 @@ import RevokeClient
 import RevokeCore
 import RevokeServer
 import Synchronization
+import RevokeTestSupport
 import Testing
 
 #if canImport(Glibc)

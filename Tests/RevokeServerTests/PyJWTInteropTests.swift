@@ -3,6 +3,7 @@ import HTTPTypes
 import Redis
 import RevokeCore
 import RevokeServer
+import RevokeTestSupport
 import Testing
 
 /// Tokens minted by PyJWT (the library Python issuers use) are revoked and checked as ours

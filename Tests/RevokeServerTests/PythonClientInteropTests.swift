@@ -1,6 +1,7 @@
 import Foundation
 import RevokeCore
 import RevokeSnapshot
+import RevokeTestSupport
 import Testing
 
 /// The Python client (`clients/python`, installed into the tests' virtual environment by

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Logging
 import RevokeCore
 import RevokeServer
+import RevokeTestSupport
 import Testing
 
 @Suite struct RestartTests {

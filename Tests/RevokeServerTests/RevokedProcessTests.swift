@@ -4,6 +4,7 @@ import LoopbackHTTP
 import Redis
 import RedisSupervisor
 import RedisTestSupport
+import RevokeTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -113,47 +114,4 @@ import Glibc
             }
         }
     }
-}
-
-/// The `revoked` executable built next to the test bundle, run as a user runs it.
-struct Revoked {
-    var process: ChildProcess
-    var port: Int
-    var logPath: String
-
-    static var executable: String {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appending(path: "revoked").path
-    }
-
-    static func start(port: Int, redisURL: String, environment extra: [String: String] = [:], arguments: [String] = []) throws -> Revoked {
-        let logPath = FileManager.default.temporaryDirectory.appending(path: "revoked-\(UUID().uuidString).log").path
-        var environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
-        environment["REVOKE_PORT"] = String(port)
-        environment["REVOKE_REDIS_URL"] = redisURL
-        environment.merge(extra) { $1 }
-        let process = try ChildProcess.spawn(
-            executable, arguments: arguments, environment: environment, standardOutput: logPath, standardError: logPath)
-        return Revoked(process: process, port: port, logPath: logPath)
-    }
-
-    /// Waits until `/readyz` answers 200.
-    /// Waits until `/readyz` answers 200 (or the process exits). The limit only turns "never"
-    /// into a failure instead of a hang.
-    func waitUntilReady() async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            if process.hasExited { break }
-            if let answer = try? await RawHTTP.request(port: port, path: "/readyz"), answer.hasPrefix("HTTP/1.1 200") { return }
-            try await Task.sleep(for: .milliseconds(25))
-        }
-        throw ReadinessError(log: log())
-    }
-
-    struct ReadinessError: Error, CustomStringConvertible {
-        var log: String
-        var description: String { "revoked never became ready: \(log)" }
-    }
-
-    /// What it logged.
-    func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 }

@@ -14,6 +14,7 @@ import RevokeCore
 import RevokeHummingbird
 @testable import RevokeServer
 import RevokeSync
+import RevokeTestSupport
 import Testing
 
 /// Each test sends what an attacker would send (docs/security.md), and proves it is refused.

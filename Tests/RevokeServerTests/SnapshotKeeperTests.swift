@@ -11,6 +11,7 @@ import RevokeCore
 import RevokeSnapshot
 import RevokeStore
 import Synchronization
+import RevokeTestSupport
 import Testing
 
 import RevokeServer

@@ -5,6 +5,7 @@ import Redis
 import RedisTestSupport
 import RevokeCore
 import RevokeServer
+import RevokeTestSupport
 import Testing
 
 /// Contract section 7, "who is behind": `GET /v1/verifiers`, `revoke_event_delivery_seconds`,

@@ -6,29 +6,8 @@ import RedisSupervisor
 import RedisTestSupport
 import RevokeCore
 import RevokeServer
+import RevokeTestSupport
 import Testing
-
-/// `revokectl` as a process, against a live `revoked` on a real redis-server.
-struct Revokectl {
-    var url: String
-    var key: String? = "admin-secret"
-
-    typealias Run = ProcessRun
-
-    static var executable: String {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appending(path: "revokectl").path
-    }
-
-    func callAsFunction(_ arguments: String..., input: String? = nil) async throws -> Run {
-        try await callAsFunction(arguments, input: input)
-    }
-
-    func callAsFunction(_ arguments: [String], input: String? = nil) async throws -> Run {
-        var environment = ["REVOKE_URL": url]
-        if let key { environment["REVOKE_ADMIN_KEY"] = key }
-        return try await ProcessRun.run(Self.executable, arguments, environment: environment, input: input)
-    }
-}
 
 @Suite struct RevokectlTests {
     /// Every error is one line on standard error, starting with the program's name.

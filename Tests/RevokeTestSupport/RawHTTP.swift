@@ -4,15 +4,15 @@ import Testing
 
 /// HTTP/1.1 written by hand on a ``LoopbackSocket``, each exchange on a thread of its own,
 /// never on the cooperative pool.
-enum RawHTTP {
-    enum Framing: CustomTestStringConvertible {
+public enum RawHTTP {
+    public enum Framing: Sendable, CustomTestStringConvertible {
         case contentLength, chunked
-        var testDescription: String { self == .contentLength ? "Content-Length" : "chunked" }
+        public var testDescription: String { self == .contentLength ? "Content-Length" : "chunked" }
     }
 
     /// Sends `total` bytes of body in pieces of `piece`, `pause` seconds apart, then returns
     /// the answer up to the end of its JSON body.
-    static func upload(
+    public static func upload(
         port: Int, path: String, framing: Framing, total: Int, piece: Int, pause: Double
     ) async throws -> String {
         try await onThread {
@@ -33,7 +33,7 @@ enum RawHTTP {
     }
 
     /// Sends one request with `Connection: close` and returns the whole answer.
-    static func request(
+    public static func request(
         port: Int, method: String = "GET", path: String, headers: [String: String] = [:], json: String? = nil
     ) async throws -> String {
         var headers = headers
@@ -43,7 +43,7 @@ enum RawHTTP {
 
     /// `GET path` again while it answers 503 (an instance not following the log yet, or again),
     /// for up to a minute; the first other answer, or the last 503.
-    static func requestUntilNot503(port: Int, path: String) async throws -> String {
+    public static func requestUntilNot503(port: Int, path: String) async throws -> String {
         let deadline = ContinuousClock.now + .seconds(60)
         while true {
             let answer = try await request(port: port, path: path)
@@ -53,14 +53,14 @@ enum RawHTTP {
     }
 
     /// Sends one request with `Connection: close` and returns the whole answer.
-    static func request(port: Int, method: String, path: String, headers: [String: String], body: String?) async throws -> String {
+    public static func request(port: Int, method: String, path: String, headers: [String: String], body: String?) async throws -> String {
         try await onThread { try LoopbackSocket.exchange(port: port, method: method, path: path, headers: headers, body: body) }
     }
 
     /// Starts a JSON POST on a keep-alive connection that first served one whole request, and
     /// holds back the last byte of its body until ``HeldRequest/finish()``: a request the server
     /// has begun but cannot answer yet.
-    static func hold(port: Int, path: String, json: String) async throws -> HeldRequest {
+    public static func hold(port: Int, path: String, json: String) async throws -> HeldRequest {
         try await onThread {
             let socket = try LoopbackSocket(port: port)
             // One whole exchange first: the connection is accepted and served.
@@ -74,7 +74,7 @@ enum RawHTTP {
     }
 
     /// `POST /v1/revocations` of a `jti` that never expires, with an admin key, expecting 201.
-    static func revoke(port: Int, jti: String, key: String) async throws {
+    public static func revoke(port: Int, jti: String, key: String) async throws {
         let answer = try await request(
             port: port, method: "POST", path: "/v1/revocations", headers: ["Authorization": "Bearer \(key)"],
             json: #"{"jti":"\#(jti)","expires_at":null}"#)
@@ -82,7 +82,7 @@ enum RawHTTP {
     }
 
     /// Opens a streaming GET and returns what arrived once `done` says it is enough.
-    static func stream(port: Int, path: String, headers: [String: String] = [:], until done: @escaping @Sendable (String) -> Bool) async throws
+    public static func stream(port: Int, path: String, headers: [String: String] = [:], until done: @escaping @Sendable (String) -> Bool) async throws
         -> String
     {
         try await onThread {
@@ -94,7 +94,7 @@ enum RawHTTP {
         }
     }
 
-    static func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    public static func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             Thread { continuation.resume(with: Result { try work() }) }.start()
         }
@@ -105,7 +105,7 @@ enum RawHTTP {
 ///
 /// `@unchecked Sendable`: the socket is used by one thread at a time, since each step is
 /// awaited before the next begins.
-final class HeldRequest: @unchecked Sendable {
+public final class HeldRequest: @unchecked Sendable {
     private let socket: LoopbackSocket
     private let last: UInt8
 
@@ -115,7 +115,7 @@ final class HeldRequest: @unchecked Sendable {
     }
 
     /// Sends the last byte and returns the answer, up to the end of its JSON body.
-    func finish() async throws -> String {
+    public func finish() async throws -> String {
         try await RawHTTP.onThread { try self.send() }
     }
 
@@ -130,17 +130,17 @@ final class HeldRequest: @unchecked Sendable {
 ///
 /// `@unchecked Sendable`: the socket and the text are used by one thread at a time, since
 /// each read is awaited before the next begins.
-final class OpenStream: @unchecked Sendable {
+public final class OpenStream: @unchecked Sendable {
     private let socket: LoopbackSocket
     /// Everything read so far.
-    private(set) var text = ""
+    public private(set) var text = ""
 
     private init(socket: LoopbackSocket) {
         self.socket = socket
     }
 
     /// Sends `GET path` and returns at once; reads wait up to `timeout` seconds for a byte.
-    static func open(
+    public static func open(
         port: Int, path: String, headers: [String: String] = [:], timeout: Int = 120, receiveBuffer: Int? = nil
     ) async throws -> OpenStream {
         try await RawHTTP.onThread {
@@ -154,7 +154,7 @@ final class OpenStream: @unchecked Sendable {
 
     /// Opens `GET path` once the server serves it (a `revoked` that just became ready may not
     /// follow the log yet, and answers 503 until it does), and reads up to its first heartbeat.
-    static func live(port: Int, path: String, headers: [String: String] = [:], receiveBuffer: Int? = nil) async throws -> OpenStream {
+    public static func live(port: Int, path: String, headers: [String: String] = [:], receiveBuffer: Int? = nil) async throws -> OpenStream {
         let deadline = ContinuousClock.now + .seconds(60)
         while true {
             let stream = try await open(port: port, path: path, headers: headers, receiveBuffer: receiveBuffer)
@@ -167,7 +167,7 @@ final class OpenStream: @unchecked Sendable {
 
     /// Reads until `done` holds for everything read so far, or the server closes; returns all of it.
     @discardableResult
-    func read(until done: @escaping @Sendable (String) -> Bool) async throws -> String {
+    public func read(until done: @escaping @Sendable (String) -> Bool) async throws -> String {
         try await RawHTTP.onThread { try self.readOnThread(until: done) }
     }
 
@@ -179,18 +179,18 @@ final class OpenStream: @unchecked Sendable {
     }
 
     /// Whether the answer so far ends a chunked body (the stream is over).
-    static func ended(_ text: String) -> Bool { text.hasSuffix("0\r\n\r\n") }
+    public static func ended(_ text: String) -> Bool { text.hasSuffix("0\r\n\r\n") }
 
     /// The `jti`s of the revocation events read so far, in order.
-    var revokedJTIs: [String] { Self.jtis(in: text) }
+    public var revokedJTIs: [String] { Self.jtis(in: text) }
 
     /// The `jti`s of the revocation events in `text`, in order.
-    static func jtis(in text: String) -> [String] {
+    public static func jtis(in text: String) -> [String] {
         text.components(separatedBy: #""jti":""#).dropFirst().compactMap { $0.split(separator: "\"").first.map(String.init) }
     }
 
     /// The `id` of the last event read so far.
-    var lastID: String? {
+    public var lastID: String? {
         text.components(separatedBy: "\nid: ").dropFirst().last?.split(separator: "\n").first.map(String.init)
     }
 }

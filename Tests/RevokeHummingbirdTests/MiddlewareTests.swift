@@ -9,6 +9,7 @@ import RedisTestSupport
 import RevokeClient
 import RevokeCore
 import RevokeHummingbird
+import RevokeTestSupport
 import Testing
 
 /// A verifier's Hummingbird application with `RevocationMiddleware`, in front of a live

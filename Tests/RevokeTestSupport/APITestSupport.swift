@@ -14,12 +14,12 @@ import Synchronization
 import Testing
 
 /// An HMAC secret long enough for HS256, HS384 and HS512.
-let testSecret = String(repeating: "s3cr3t-", count: 10)
+public let testSecret = String(repeating: "s3cr3t-", count: 10)
 
 /// Runs `body` against a live `revoked` built on a private `redis-server`, with a client for
 /// the API and a Redis client to inspect what was stored.
 /// - Parameter now: revoked's clock (Unix seconds); tests that move time pass their own.
-func withRevoked(
+public func withRevoked(
     configure: (inout ServerConfiguration) -> Void = { _ in }, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
     _ body: @escaping @Sendable (any TestClientProtocol, RedisClient, RedisServerProcess) async throws -> Void
 ) async throws {
@@ -38,7 +38,7 @@ func withRevoked(
 }
 
 /// Runs `body` against a live `revoked` on `redis` (any deployment), once it is ready.
-func withRevoked(
+public func withRevoked(
     redis: RedisConfiguration, ready: Bool = true, configure: (inout ServerConfiguration) -> Void = { _ in },
     now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
     _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
@@ -57,43 +57,45 @@ func withRevoked(
 }
 
 /// A clock a test moves forward by hand: the real one plus what the test added.
-final class DrivenClock: Sendable {
+public final class DrivenClock: Sendable {
+    public init() {}
+
     private let offset = Mutex(Duration.zero)
 
-    func advance(by duration: Duration) { offset.withLock { $0 += duration } }
+    public func advance(by duration: Duration) { offset.withLock { $0 += duration } }
 
     /// The monotonic clock, moved: for a caching client (`CacheConfiguration.clock`).
-    var monotonic: @Sendable () -> ContinuousClock.Instant { { ContinuousClock.now + self.offset.withLock { $0 } } }
+    public var monotonic: @Sendable () -> ContinuousClock.Instant { { ContinuousClock.now + self.offset.withLock { $0 } } }
 
     /// Unix seconds, moved: for revoked's `now`.
-    var unixSeconds: @Sendable () -> Double {
+    public var unixSeconds: @Sendable () -> Double {
         { Date().timeIntervalSince1970 + Double(self.offset.withLock { $0 } / .milliseconds(1)) / 1000 }
     }
 }
 
-func waitUntilReady(_ client: some TestClientProtocol) async throws {
+public func waitUntilReady(_ client: some TestClientProtocol) async throws {
     try await waitUntil("/readyz answers 200") {
         (try? await client.execute(uri: "/readyz", method: .get, body: nil, testCallback: { $0.status == .ok })) ?? false
     }
 }
 
 /// A response as status, headers and parsed JSON.
-struct Reply {
-    var status: HTTPResponse.Status
-    var headers: HTTPFields
-    var text: String
-    var json: [String: JSONValue] {
+public struct Reply: Sendable {
+    public var status: HTTPResponse.Status
+    public var headers: HTTPFields
+    public var text: String
+    public var json: [String: JSONValue] {
         guard case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else { return [:] }
         return object
     }
-    var error: String? {
+    public var error: String? {
         if case .string(let code)? = json["error"] { return code }
         return nil
     }
 }
 
 extension TestClientProtocol {
-    func call(
+    public func call(
         _ method: HTTPRequest.Method, _ uri: String, json: String? = nil, key: String? = nil,
         contentType: String = "application/json", body: String? = nil, headers extra: HTTPFields = [:]
     ) async throws -> Reply {
@@ -110,15 +112,15 @@ extension TestClientProtocol {
 }
 
 /// Compact JWS tokens signed the way issuers sign them, with nothing of the server's code.
-enum Mint {
-    static func b64(_ bytes: some Sequence<UInt8>) -> String { Base64URL.encode(bytes) }
+public enum Mint {
+    public static func b64(_ bytes: some Sequence<UInt8>) -> String { Base64URL.encode(bytes) }
 
-    static func token(header: String, payload: String, sign: (Data) throws -> [UInt8]) rethrows -> String {
+    public static func token(header: String, payload: String, sign: (Data) throws -> [UInt8]) rethrows -> String {
         let input = b64(Array(header.utf8)) + "." + b64(Array(payload.utf8))
         return input + "." + b64(try sign(Data(input.utf8)))
     }
 
-    static func hmac(_ alg: String = "HS256", secret: String = testSecret, payload: String, kid: String? = nil) -> String {
+    public static func hmac(_ alg: String = "HS256", secret: String = testSecret, payload: String, kid: String? = nil) -> String {
         let header = kid.map { #"{"alg":"\#(alg)","typ":"JWT","kid":"\#($0)"}"# } ?? #"{"alg":"\#(alg)","typ":"JWT"}"#
         let key = SymmetricKey(data: Array(secret.utf8))
         return token(header: header, payload: payload) { input in
@@ -130,17 +132,17 @@ enum Mint {
         }
     }
 
-    static func es256(_ key: P256.Signing.PrivateKey, payload: String, kid: String? = nil, alg: String = "ES256") throws -> String {
+    public static func es256(_ key: P256.Signing.PrivateKey, payload: String, kid: String? = nil, alg: String = "ES256") throws -> String {
         let header = kid.map { #"{"alg":"\#(alg)","kid":"\#($0)"}"# } ?? #"{"alg":"\#(alg)"}"#
         return try token(header: header, payload: payload) { Array(try key.signature(for: $0).rawRepresentation) }
     }
 
-    static func eddsa(_ key: Curve25519.Signing.PrivateKey, payload: String, kid: String) throws -> String {
+    public static func eddsa(_ key: Curve25519.Signing.PrivateKey, payload: String, kid: String) throws -> String {
         try token(header: #"{"alg":"EdDSA","kid":"\#(kid)"}"#, payload: payload) { Array(try key.signature(for: $0)) }
     }
 
     /// A payload with a fresh `exp` (`lifetime` seconds from now, or `expiresAt`) and `iat`.
-    static func claims(
+    public static func claims(
         jti: String? = "j-\(UUID().uuidString)", lifetime: Int = 600, expiresAt: Int64? = nil, extra: String = ""
     ) -> String {
         let now = Int(Date().timeIntervalSince1970)
@@ -155,17 +157,17 @@ enum Mint {
 /// the instants the test itself observed, never from a margin that assumes a fast machine:
 /// the server set `ceil(exp - now)` at some `now` after the request was sent, and the TTL was
 /// read before `readAt`.
-struct TTLWindow: CustomStringConvertible {
-    var range: ClosedRange<Int64>
+public struct TTLWindow: Sendable, CustomStringConvertible {
+    public var range: ClosedRange<Int64>
 
-    init(expiresAt: Int64, requestSentAt: Double, readAt: Double, clockSkew: Int64 = 0) {
+    public init(expiresAt: Int64, requestSentAt: Double, readAt: Double, clockSkew: Int64 = 0) {
         let highest = Int64((Double(expiresAt) - requestSentAt).rounded(.up)) + clockSkew
         // TTL rounds the milliseconds left to the nearest second: one second of slack below.
         let lowest = Int64((Double(expiresAt) - readAt).rounded(.down)) + clockSkew - 1
         range = min(lowest, highest)...highest
     }
 
-    func contains(_ ttl: Int64) -> Bool { range.contains(ttl) }
+    public func contains(_ ttl: Int64) -> Bool { range.contains(ttl) }
 
-    var description: String { "\(range.lowerBound)...\(range.upperBound)" }
+    public var description: String { "\(range.lowerBound)...\(range.upperBound)" }
 }

@@ -3,20 +3,20 @@ import Foundation
 import RevokeCore
 
 /// A program run to its end: its exit status and what it printed.
-struct ProcessRun: CustomStringConvertible {
-    var status: Int32
-    var output: String
-    var error: String
+public struct ProcessRun: Sendable, CustomStringConvertible {
+    public var status: Int32
+    public var output: String
+    public var error: String
 
-    var description: String { "exit \(status)\nstdout: \(output.prefix(2000))\nstderr: \(error.prefix(2000))" }
+    public var description: String { "exit \(status)\nstdout: \(output.prefix(2000))\nstderr: \(error.prefix(2000))" }
 
-    var json: [String: JSONValue] {
+    public var json: [String: JSONValue] {
         guard case .object(let object)? = try? JSONValue(parsing: Array(output.utf8)) else { return [:] }
         return object
     }
 
     /// The lines of standard output, each parsed as JSON.
-    var jsonLines: [[String: JSONValue]] {
+    public var jsonLines: [[String: JSONValue]] {
         output.split(separator: "\n").compactMap {
             guard case .object(let object)? = try? JSONValue(parsing: Array($0.utf8)) else { return nil }
             return object
@@ -24,10 +24,10 @@ struct ProcessRun: CustomStringConvertible {
     }
 
     /// The Python with the tests' tools (`make test` sets `REVOKE_TEST_PYTHON` to .build/pyenv's).
-    static var python: String { ProcessInfo.processInfo.environment["REVOKE_TEST_PYTHON"] ?? "python3" }
+    public static var python: String { ProcessInfo.processInfo.environment["REVOKE_TEST_PYTHON"] ?? "python3" }
 
     /// Runs `executable` with `environment` (PATH added), `input` as its standard input.
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], input: String? = nil) async throws -> ProcessRun {
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], input: String? = nil) async throws -> ProcessRun {
         let directory = FileManager.default.temporaryDirectory.appending(path: "run-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -46,7 +46,7 @@ struct ProcessRun: CustomStringConvertible {
 }
 
 /// A test's own tooling failed (a program missing or exiting badly), as opposed to an expectation.
-struct SetupError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct SetupError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
