@@ -201,12 +201,17 @@ public actor SnapshotKeeper: Service {
 
     private func handle(_ input: Input) async {
         if case .tick = input { tickQueued.store(false, ordering: .releasing) }
+        // Whatever happened, requests waiting for a position hear of it.
+        defer {
+            resumeWaiters()
+            expireWaiters()
+        }
         do {
             if case .following(let state, let marker) = phase, marker != lostTrack.load(ordering: .acquiring) || state.needsLoad {
                 phase.mustLoad()
             }
             if case .unloaded(let retryAt, _) = phase {
-                guard ContinuousClock.now >= retryAt else { return expireWaiters() }
+                guard ContinuousClock.now >= retryAt else { return }
                 try await load()
             }
             switch input {
@@ -222,7 +227,6 @@ public actor SnapshotKeeper: Service {
                 }
                 try await rebuildIfDue()
                 if let state = phase.state { metrics.revocations.record(state.live(now: store.currentTime)) }
-                expireWaiters()
             }
         } catch {
             // Whatever the state missed, it must not be served: load again (after a pause when
@@ -231,7 +235,6 @@ public actor SnapshotKeeper: Service {
             let fromRedis = !(error is SnapshotState.UnreadableEvent) && !(error is LostStep)
             phase.failed(error, pause: fromRedis ? backoff.next() : nil)
         }
-        resumeWaiters()
     }
 
     /// The log no longer holds what the state needs next.
