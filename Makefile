@@ -55,11 +55,14 @@ testdeps: deps
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# The Swift tests, then the Python client's against the revoked just built.
+# The Swift tests, then the Python client's against the revoked just built. The README's
+# examples build a package of their own (a few minutes of compiling): alone, after the others,
+# so that they do not compete with tests for the cores.
 test: deps testdeps pydeps
 	$(SWIFT) build --build-tests
 	$(SWIFT) build --product revoked
-	REVOKE_TEST_PYTHON=$(PYTHON) $(SWIFT) test --skip-build
+	REVOKE_TEST_PYTHON=$(PYTHON) $(SWIFT) test --skip-build --skip ReadmeTests
+	$(SWIFT) test --skip-build --filter ReadmeTests
 	REVOKED_BINARY=$(abspath .build/debug/revoked) $(PYTHON) -m pytest -q -p no:cacheprovider clients/python/tests
 
 # The benchmarks also need wrk and nginx (the HTTP ceiling), installed only when missing, and

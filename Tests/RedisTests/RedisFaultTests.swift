@@ -12,7 +12,9 @@ import Testing
             var configuration = server.configuration(commandTimeout: .milliseconds(300))
             configuration.connectTimeout = .milliseconds(300)
             try await withRedisClient(configuration) { redis in
-                _ = try await redis.send(RedisCommand("SET", "before", "1"))
+                // Commands meant to succeed take a timeout of their own, generous for a busy
+                // machine; the one meant to time out takes the connection's 300 ms.
+                _ = try await redis.send(RedisCommand("SET", "before", "1"), timeout: .seconds(30))
                 server.pause()
                 // The caller is answered (with a timeout), not held for as long as Redis sleeps.
                 await #expect {
@@ -22,7 +24,7 @@ import Testing
                 }
 
                 // While the server stays frozen, callers are told at once that Redis is away.
-                try await Task.sleep(for: .milliseconds(100))
+                try await waitUntil("the client dropped the frozen connection") { !redis.isConnected }
                 await #expect {
                     _ = try await redis.send(RedisCommand("GET", "before"))
                 } throws: { error in
@@ -30,8 +32,8 @@ import Testing
                 }
 
                 server.resume()
-                try await redis.waitUntilConnected()
-                #expect(try await redis.send(RedisCommand("GET", "before")) == .bulkString(Array("1".utf8)))
+                try await redis.waitUntilConnected(timeout: .seconds(60))
+                #expect(try await redis.send(RedisCommand("GET", "before"), timeout: .seconds(30)) == .bulkString(Array("1".utf8)))
             }
         }
     }
