@@ -106,8 +106,10 @@ public actor SnapshotKeeper: Service {
     /// A request waiting for the state to reach a position of the log.
     private struct Waiter {
         var position: EventCursor
-        var deadline: ContinuousClock.Instant
         var continuation: CheckedContinuation<SnapshotState, any Error>
+        /// Fails the request after ``SnapshotKeeper/applyTimeout``, whatever the keeper is busy
+        /// with (a long load suspends between pages, and the timer gets its turn then).
+        var timer: Task<Void, Never>
     }
 
     private let store: RevocationStore
@@ -131,6 +133,8 @@ public actor SnapshotKeeper: Service {
     private var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
     private var waiters: [Int: Waiter] = [:]
     private var nextWaiter = 0
+    /// Set once `run` has returned: nothing would resume a request from then on.
+    private var stopped = false
     private var current: Built?
     /// Counts the state's changes (events, loads, rebuilds): a built snapshot of the same
     /// generation needs no new encoding.
@@ -195,17 +199,18 @@ public actor SnapshotKeeper: Service {
             }
         }
         continuation.finish()
-        for waiter in waiters.values { waiter.continuation.resume(throwing: CancellationError()) }
+        stopped = true
+        for waiter in waiters.values {
+            waiter.timer.cancel()
+            waiter.continuation.resume(throwing: StoreError(.unavailable, "the snapshot keeper has stopped"))
+        }
         waiters = [:]
     }
 
     private func handle(_ input: Input) async {
         if case .tick = input { tickQueued.store(false, ordering: .releasing) }
-        // Whatever happened, requests waiting for a position hear of it.
-        defer {
-            resumeWaiters()
-            expireWaiters()
-        }
+        // Whatever happened, requests waiting for a position it reached hear of it.
+        defer { resumeWaiters() }
         do {
             if case .following(let state, let marker) = phase, marker != lostTrack.load(ordering: .acquiring) || state.needsLoad {
                 phase.mustLoad()
@@ -299,8 +304,11 @@ public actor SnapshotKeeper: Service {
     private func rebuildIfDue() async throws {
         let now = store.currentTime
         guard case .following(let held, let marker) = phase, held.needsRebuild(now: now) else { return }
+        let before = generation
         let rebuilt = try await Self.offload { held.rebuilt(now: now) }
-        // Nothing changed the state meanwhile: only this task changes it.
+        // Only this task applies events; a request may meanwhile have found that the state must
+        // be loaded again, and that stands.
+        guard generation == before, case .following = phase else { return }
         phase.loaded(rebuilt, marker: marker)
         generation += 1
         metrics.rebuilds.increment()
@@ -323,11 +331,16 @@ public actor SnapshotKeeper: Service {
             return current
         }
         if let encoding { return try await encoding.value }
-        let state = try await caughtUp(with: log)
-        if let current, current.generation == generation, log.holdsEverything(after: current.cursor) { return current }
-        let now = store.currentTime
-        let snapshot = state.snapshot(now: now, claimOrder: store.cutoffClaims)
-        let cursor = state.cursor
+        let snapshot: Snapshot
+        let cursor: EventCursor
+        do {
+            // Held only in this scope: a reference kept across the awaits below would make the
+            // keeper copy the whole state when it next applies an event.
+            let state = try await caughtUp(with: log)
+            if let current, current.generation == generation, log.holdsEverything(after: current.cursor) { return current }
+            snapshot = state.snapshot(now: store.currentTime, claimOrder: store.cutoffClaims)
+            cursor = state.cursor
+        }
         let generation = self.generation
         let task = Task { () async throws -> Built in
             let bytes = try await Self.offload { ByteBuffer(bytes: snapshot.encoded()) }
@@ -358,6 +371,7 @@ public actor SnapshotKeeper: Service {
     /// ``applyTimeout`` (503). The keeper resumes the wait when its state gets there.
     private func waitUntilApplied(through position: EventCursor) async throws -> SnapshotState {
         if let state = phase.state, state.cursor >= position, !isStale(state) { return state }
+        if stopped { throw StoreError(.unavailable, "the snapshot keeper has stopped") }
         // Ask the keeper to look now rather than at its next tick.
         phase.retryNow()
         tick()
@@ -366,7 +380,11 @@ public actor SnapshotKeeper: Service {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 if Task.isCancelled { return continuation.resume(throwing: CancellationError()) }
-                waiters[id] = Waiter(position: position, deadline: .now + Self.applyTimeout, continuation: continuation)
+                let timer = Task {
+                    try? await Task.sleep(for: Self.applyTimeout)
+                    if !Task.isCancelled { self.timeOut(id) }
+                }
+                waiters[id] = Waiter(position: position, continuation: continuation, timer: timer)
             }
         } onCancel: {
             Task { await self.cancelWaiter(id) }
@@ -385,23 +403,23 @@ public actor SnapshotKeeper: Service {
         guard !waiters.isEmpty, let state = phase.state, !isStale(state) else { return }
         for (id, waiter) in waiters where waiter.position <= state.cursor {
             waiters[id] = nil
+            waiter.timer.cancel()
             waiter.continuation.resume(returning: state)
         }
     }
 
-    /// Fails the requests that waited longer than ``applyTimeout``.
-    private func expireWaiters() {
-        let now = ContinuousClock.now
-        for (id, waiter) in waiters where waiter.deadline <= now {
-            waiters[id] = nil
-            var failure: (any Error)?
-            if case .unloaded(_, let error) = phase { failure = error }
-            waiter.continuation.resume(throwing: failure ?? StoreError(.unavailable, "the snapshot has not caught up with the event log"))
-        }
+    /// A request waited ``applyTimeout``: it fails with what the last load failed with, else 503.
+    private func timeOut(_ id: Int) {
+        guard let waiter = waiters.removeValue(forKey: id) else { return }
+        var failure: (any Error)?
+        if case .unloaded(_, let error) = phase { failure = error }
+        waiter.continuation.resume(throwing: failure ?? StoreError(.unavailable, "the snapshot has not caught up with the event log"))
     }
 
     private func cancelWaiter(_ id: Int) {
-        waiters.removeValue(forKey: id)?.continuation.resume(throwing: CancellationError())
+        guard let waiter = waiters.removeValue(forKey: id) else { return }
+        waiter.timer.cancel()
+        waiter.continuation.resume(throwing: CancellationError())
     }
 
     /// How long a request waits for the keeper to reach the log's end: a load of ten million
